@@ -15,7 +15,10 @@ from wmss.errors import WMSSError
 COMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("wmss.phases.sft", "Phase 1: supervised fine-tuning M0 -> M1 (completion-only loss)."),
     "entropy": ("wmss.phases.entropy", "Per-sample mean completion entropy of a model (Eq. 3/8)."),
-    "curriculum": ("wmss.phases.curriculum", "Phase 2: entropy-gap sampling weights and active set (Eq. 9-10)."),
+    "curriculum": (
+        "wmss.phases.curriculum",
+        "Phase 2: entropy-gap sampling weights and active set (Eq. 9-10).",
+    ),
     "joint": ("wmss.phases.joint", "Phase 3: joint weak/strong training on mixed logits (Eq. 11-12)."),
     "extract": ("wmss.phases.extract", "Write the strong (or weak) branch as a plain HF checkpoint."),
     "run": ("wmss.pipeline", "Algorithm 1 end to end, resumable, in one run directory."),
@@ -33,7 +36,9 @@ def _root_parser() -> argparse.ArgumentParser:
         + "\n".join(f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items())
         + "\n\nRun `wmss <command> --help` for the options of one command.",
     )
-    parser.add_argument("command", choices=list(COMMANDS), metavar="command", help="one of the commands below")
+    parser.add_argument(
+        "command", choices=list(COMMANDS), metavar="command", help="one of the commands below"
+    )
     return parser
 
 

@@ -1,0 +1,317 @@
+"""One typed configuration for every phase: YAML file + `--set key=value` overrides, validated at load time."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wmss.errors import ConfigError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DATA_FORMATS = ("auto", "chat", "prompt_completion")
+OVERLONG_POLICIES = ("truncate", "drop")
+WEIGHTINGS = ("paper", "brownboost")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class ModelConfig:
+    """Which checkpoints to start from and how to load them."""
+
+    base: str | None = None  # M0: local directory or hub id
+    sft: str | None = None  # M1: skip Phase 1 when given
+    tokenizer: str | None = None  # defaults to the model's own directory
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    attn_implementation: str | None = None
+
+
+@dataclass
+class DataConfig:
+    """Training data: where it is, how records map to prompt/completion, how long they may be."""
+
+    train: str | None = None  # JSONL/JSON file or HF dataset name
+    split: str = "train"
+    format: str = "auto"  # auto | chat | prompt_completion
+    field_map: dict[str, str] = field(default_factory=dict)  # e.g. {prompt: question, completion: solution}
+    system_prompt: str | None = None  # "reasoning" (the paper's prompt), literal text, or null
+    max_length: int = 8192
+    overlong: str = "truncate"  # truncate (cut the completion end) | drop
+    skip_bad_records: bool = False
+    limit: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of one training stage, passed to `transformers.TrainingArguments`."""
+
+    learning_rate: float = 1e-5
+    num_train_epochs: float = 2.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optim: str = "adamw_torch"
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    neftune_noise_alpha: float | None = None
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int | None = 2
+    report_to: list[str] = field(default_factory=list)  # e.g. [tensorboard]; metrics.jsonl is always written
+    seed: int = 42
+    extra: dict[str, Any] = field(default_factory=dict)  # any other TrainingArguments field
+
+
+@dataclass
+class WMSSParams:
+    """Hyperparameters of the method itself (paper defaults)."""
+
+    alpha: float = 0.1  # weight of the weak model's entropy (base difficulty)
+    beta: float = 0.8  # weight of samples whose entropy the strong model reduced (consolidation)
+    gamma: float = 0.1  # weight of samples whose entropy the strong model increased (regression)
+    lam: float = 0.5  # mixing coefficient: z_mix = lam * z_strong + (1 - lam) * z_weak
+    sample_multiplier: float = 1.0  # active set size = round(multiplier * n)
+    weighting: str = "paper"  # paper (Eq. 10) | brownboost
+    weak_trainable: bool = True  # co-train the weak model (paper) or freeze it
+    rounds: int = 1  # K in Algorithm 1
+    seed: int = 42
+    entropy_batch_size: int = 8
+    loss_chunk_size: int = 1024  # positions per chunk of full-vocabulary logits
+
+
+@dataclass
+class PipelineConfig:
+    """Where a run lives and which optional stages it includes."""
+
+    output_dir: str = "runs/wmss"
+    sft_baseline: bool = True  # continued SFT of M1 with the joint stage's exact budget
+    extract_weak: bool = False
+
+
+@dataclass
+class WMSSConfig:
+    """The full configuration of a WMSS run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: TrainConfig = field(default_factory=TrainConfig)
+    joint: TrainConfig = field(default_factory=TrainConfig)
+    wmss: WMSSParams = field(default_factory=WMSSParams)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON serialisable)."""
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, *sections: str) -> str:
+        """Short stable hash of the named sections (all when none), used to detect changed settings."""
+        data = self.to_dict()
+        chosen = {name: data[name] for name in (sections or data)}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def save(self, path: str | Path) -> None:
+        """Write the configuration as YAML."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    if origin is list or annotation is list:
+        return isinstance(value, list)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    # YAML reads "1e-5" as a string; accept it for float fields.
+    if isinstance(value, str) and _type_ok(1.0, annotation) and not _type_ok(value, annotation):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, int) and not isinstance(value, bool) and annotation is float:
+        return float(value)
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            raise ConfigError(f"unknown key '{dotted}' in {source}{hint}")
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"'{dotted}' in {source} must be a mapping of keys, got {value!r}")
+            kwargs[key] = _build(annotation, value, f"{dotted}.", source)
+            continue
+        value = _coerce(value, annotation)
+        if not _type_ok(value, annotation):
+            expected = getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+            raise ConfigError(f"'{dotted}' in {source} must be of type {expected}, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """Turn ['wmss.lam=0.3', ...] into a nested dict; values are parsed as YAML scalars/lists."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override '{item}' must look like section.key=value (e.g. wmss.lam=0.3)")
+        parts = key.strip().split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with another override of '{part}'")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return nested
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict with errors that name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (model, data, ...)")
+    return data
+
+
+def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        nested.setdefault(section, {})[name] = value
+    return nested
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), values: Mapping[str, Any] | None = None
+) -> WMSSConfig:
+    """Load a config from YAML (optional), `key=value` overrides and typed dotted-key values; validate it."""
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "the configuration"
+    if overrides or values:
+        data = _merge(data, parse_overrides(overrides))
+        data = _merge(data, _nest(values or {}))
+        source = f"{source} (with overrides)"
+    config = _build(WMSSConfig, data, "", source)
+    validate(config)
+    return config
+
+
+def _check_local_or_hub(key: str, value: str | None, *, allow_dataset_name: bool = False) -> None:
+    if value is None or Path(value).expanduser().exists():
+        return
+    looks_local = value.startswith((".", "/", "~")) or value.endswith((".json", ".jsonl", ".yaml"))
+    if looks_local or not (_HUB_ID.match(value) or (allow_dataset_name and re.match(r"^[\w.-]+$", value))):
+        raise ConfigError(f"'{key}': path does not exist: {value}")
+
+
+def validate(config: WMSSConfig) -> None:
+    """Check value ranges and paths; raise ConfigError naming the first offending key."""
+    w = config.wmss
+    if not 0.0 <= w.lam <= 1.0:
+        raise ConfigError(f"'wmss.lam' must be in [0, 1], got {w.lam}")
+    for name in ("alpha", "beta", "gamma"):
+        if getattr(w, name) < 0:
+            raise ConfigError(f"'wmss.{name}' must be >= 0, got {getattr(w, name)}")
+    if w.alpha == w.beta == w.gamma == 0:
+        raise ConfigError("'wmss.alpha', 'wmss.beta' and 'wmss.gamma' are all zero: no sample could be drawn")
+    if w.sample_multiplier <= 0:
+        raise ConfigError(f"'wmss.sample_multiplier' must be > 0, got {w.sample_multiplier}")
+    if w.rounds < 1:
+        raise ConfigError(f"'wmss.rounds' must be >= 1, got {w.rounds}")
+    if w.weighting not in WEIGHTINGS:
+        raise ConfigError(f"'wmss.weighting' must be one of {', '.join(WEIGHTINGS)}, got {w.weighting!r}")
+    for name in ("entropy_batch_size", "loss_chunk_size"):
+        if getattr(w, name) < 1:
+            raise ConfigError(f"'wmss.{name}' must be >= 1, got {getattr(w, name)}")
+    _choice("model.dtype", config.model.dtype, DTYPES)
+    _choice("data.format", config.data.format, DATA_FORMATS)
+    _choice("data.overlong", config.data.overlong, OVERLONG_POLICIES)
+    if config.data.max_length < 2:
+        raise ConfigError(f"'data.max_length' must be >= 2, got {config.data.max_length}")
+    if config.data.limit is not None and config.data.limit < 1:
+        raise ConfigError(f"'data.limit' must be >= 1 or null, got {config.data.limit}")
+    for section in ("sft", "joint"):
+        train: TrainConfig = getattr(config, section)
+        if train.learning_rate <= 0:
+            raise ConfigError(f"'{section}.learning_rate' must be > 0, got {train.learning_rate}")
+        for name in (
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
+            "save_steps",
+        ):
+            if getattr(train, name) < 1:
+                raise ConfigError(f"'{section}.{name}' must be >= 1, got {getattr(train, name)}")
+        if train.max_steps < 1 and train.num_train_epochs <= 0:
+            raise ConfigError(f"'{section}.num_train_epochs' must be > 0 (or set '{section}.max_steps')")
+    _check_local_or_hub("model.base", config.model.base)
+    _check_local_or_hub("model.sft", config.model.sft)
+    _check_local_or_hub("model.tokenizer", config.model.tokenizer)
+    _check_local_or_hub("data.train", config.data.train, allow_dataset_name=True)
+
+
+def _choice(key: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"'{key}' must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def require(config: WMSSConfig, *keys: str) -> None:
+    """Raise ConfigError if any dotted key (e.g. 'model.base') is unset."""
+    for key in keys:
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) in (None, ""):
+            raise ConfigError(f"'{key}' is required: set it in the config file or with --set {key}=...")
