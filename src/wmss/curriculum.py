@@ -1,0 +1,159 @@
+"""Entropy-gap curriculum: which samples Phase 3 trains on, and how often (Eq. 9-10).
+
+dH_i = H_strong(i) - H_weak(i) (Eq. 9). Eq. 10 mixes three normalised signals: how uncertain the weak model
+is (α), where the strong model became more confident than the weak one (β, on [-dH]+) and where it became
+less confident (γ, on [dH]+). The active set is drawn with replacement from the resulting distribution.
+
+`brownboost_weights` approximates the BrownBoost-style alternative the authors mention; their code is not
+public, so it mirrors the idea, not their exact formula: w_i ∝ exp(-(m_i + c)² / c) with margin
+m_i = -dH_i / std(dH) (confidence the strong model gained over the weak one) and c the BrownBoost "time
+remaining". Weight peaks at m_i = -c and decays both for well-learned (large margin) and hopeless (very
+negative margin) samples; with zero spread in dH all margins are 0 and the weights are uniform.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from wmss.errors import ConfigError
+
+# Entropies come from float32 reductions; slightly negative values are rounding noise, not bad data.
+_NEGATIVE_TOLERANCE = 1e-6
+
+
+class CurriculumWarning(UserWarning):
+    """The curriculum degenerated (e.g. every signal is zero) and fell back to uniform weights."""
+
+
+def _entropies(name: str, values: ArrayLike) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    if arr.min() < -_NEGATIVE_TOLERANCE:
+        raise ValueError(f"{name} contains negative entropies (min {arr.min():.3g}); entropies must be >= 0")
+    return np.clip(arr, 0.0, None)
+
+
+def _entropy_pair(h_weak: ArrayLike, h_strong: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    weak, strong = _entropies("h_weak", h_weak), _entropies("h_strong", h_strong)
+    if weak.shape != strong.shape:
+        raise ValueError(f"h_weak and h_strong differ in length: {weak.size} vs {strong.size}")
+    return weak, strong
+
+
+def _coefficient(name: str, value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
+def entropy_gap(h_weak: ArrayLike, h_strong: ArrayLike) -> np.ndarray:
+    """Return dH = H_strong - H_weak per sample (Eq. 9)."""
+    weak, strong = _entropy_pair(h_weak, h_strong)
+    return strong - weak
+
+
+def curriculum_weights(
+    h_weak: ArrayLike, h_strong: ArrayLike, alpha: float = 0.1, beta: float = 0.8, gamma: float = 0.1
+) -> np.ndarray:
+    """Sampling distribution of Eq. 10 (float64, sums to 1); uniform with a CurriculumWarning if all terms vanish."""
+    coefs = [_coefficient(k, v) for k, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma))]
+    if sum(coefs) == 0:
+        raise ValueError("alpha, beta and gamma are all 0; at least one must be > 0")
+    weak, strong = _entropy_pair(h_weak, h_strong)
+    gap = strong - weak
+    p = np.zeros_like(weak)
+    # Each term is normalised by its own sum, as in the authors' code; an all-zero term carries no signal.
+    for coef, term in zip(coefs, (weak, np.maximum(-gap, 0.0), np.maximum(gap, 0.0)), strict=True):
+        total = term.sum()
+        if coef > 0 and total > 0:
+            p += coef * term / total
+    if p.sum() == 0:
+        warnings.warn(
+            "curriculum: every weighted term is zero (no weak-model entropy and no entropy gap); "
+            "falling back to uniform sampling",
+            CurriculumWarning,
+            stacklevel=2,
+        )
+        return np.full_like(p, 1.0 / p.size)
+    return p / p.sum()
+
+
+def brownboost_weights(h_weak: ArrayLike, h_strong: ArrayLike, c: float = 1.0) -> np.ndarray:
+    """BrownBoost-inspired approximation of the authors' alternative weighting, NOT Eq. 10 (see module doc)."""
+    if not (math.isfinite(c) and c > 0):
+        raise ValueError(f"c must be a finite number > 0, got {c}")
+    gap = entropy_gap(h_weak, h_strong)
+    std = gap.std()
+    margin = -gap / std if std > 0 else np.zeros_like(gap)
+    log_w = -((margin + c) ** 2) / c
+    w = np.exp(log_w - log_w.max())
+    return w / w.sum()
+
+
+WEIGHTINGS: dict[str, Callable[..., np.ndarray]] = {
+    "paper": curriculum_weights,
+    "brownboost": brownboost_weights,
+}
+
+
+def compute_weights(name: str, h_weak: ArrayLike, h_strong: ArrayLike, **kwargs: float) -> np.ndarray:
+    """Dispatch to the weighting registered under `name` in WEIGHTINGS."""
+    if name not in WEIGHTINGS:
+        raise ConfigError(f"unknown curriculum weighting {name!r}; valid: {', '.join(sorted(WEIGHTINGS))}")
+    return WEIGHTINGS[name](h_weak, h_strong, **kwargs)
+
+
+def _distribution(weights: ArrayLike) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"weights must be a non-empty 1-D array, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return w / w.sum()
+
+
+def sample_active_set(weights: ArrayLike, multiplier: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Draw max(1, round(multiplier·n)) positions in [0, n) with replacement, proportionally to `weights`."""
+    p = _distribution(weights)
+    if not (math.isfinite(multiplier) and multiplier > 0):
+        raise ValueError(f"multiplier must be a finite number > 0, got {multiplier}")
+    n_draws = max(1, round(multiplier * p.size))
+    return np.random.default_rng(seed).choice(p.size, size=n_draws, replace=True, p=p)
+
+
+def curriculum_stats(
+    weights: ArrayLike, draws: ArrayLike, ids: Sequence[int] | None = None, top_k: int = 10
+) -> dict[str, Any]:
+    """JSON-ready summary of a weighting and its draws (coverage, concentration, top-weighted sample ids)."""
+    p = _distribution(weights)
+    drawn = np.asarray(draws, dtype=np.int64)
+    if ids is not None and len(ids) != p.size:
+        raise ValueError(f"ids has {len(ids)} entries but weights has {p.size}")
+    unique = int(np.unique(drawn).size)
+    nonzero = p[p > 0]
+    # Stable sort keeps ties in dataset order, so the report is reproducible.
+    top = np.argsort(-p, kind="stable")[:top_k]
+    return {
+        "n": int(p.size),
+        "n_draws": int(drawn.size),
+        "unique": unique,
+        "duplicated": int(drawn.size) - unique,
+        "weight_entropy": float(-(nonzero * np.log(nonzero)).sum()),
+        "weight_entropy_max": math.log(p.size),
+        "effective_sample_size": float(1.0 / np.square(p).sum()),
+        "top_weighted": [
+            {"idx": int(ids[i]) if ids is not None else int(i), "weight": float(p[i])} for i in top
+        ],
+        "min_weight": float(p.min()),
+        "max_weight": float(p.max()),
+        "mean_weight": float(p.mean()),
+    }

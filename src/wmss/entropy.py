@@ -1,0 +1,86 @@
+"""Per-sample predictive entropy of a causal LM on its completion tokens (Eq. 3/8).
+
+For sample i with scored positions S_i, H(i) = (1/|S_i|) Σ_{t∈S_i} H_t with
+H_t = -Σ_v P(v | x, y_<t) log P(v | x, y_<t).
+
+Labels follow the transformers causal-LM convention (see `ForCausalLMLoss`): they are aligned with
+`input_ids` and shifted here, so the logits at position t are scored iff `labels[:, t + 1] != ignore_index`.
+A sample without any scored position gets entropy 0.0 (the curriculum then treats it as zero entropy);
+`scored_token_counts` tells such samples apart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Return the dtype the loss/entropy math runs in: at least float32, float64 kept."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def token_entropy(logits: Tensor) -> Tensor:
+    """Entropy in nats of softmax(logits) over the last dimension, computed in at least float32."""
+    logp = torch.log_softmax(logits.to(compute_dtype(logits.dtype)), dim=-1)
+    p = logp.exp()
+    # -Σ p·log p is a sum of non-negative terms, so it stays >= 0 and keeps relative precision for
+    # near-deterministic rows, where logsumexp(z) - Σ p·z would cancel catastrophically.
+    # The mask makes -inf logits (p == 0) contribute 0 instead of 0·(-inf) = NaN.
+    return -(p * logp.masked_fill(p == 0, 0.0)).sum(dim=-1)
+
+
+def scored_mask(labels: Tensor, ignore_index: int = -100) -> Tensor:
+    """Boolean [B, T-1] mask of positions whose logits predict a non-ignored next label."""
+    if labels.dim() != 2:
+        raise ValueError(f"labels must be [batch, seq], got shape {tuple(labels.shape)}")
+    return labels[:, 1:] != ignore_index
+
+
+def scored_token_counts(labels: Tensor, ignore_index: int = -100) -> Tensor:
+    """Number of scored positions per sample ([B], int64); 0 marks samples whose entropy is 0 by convention."""
+    return scored_mask(labels, ignore_index).sum(dim=1)
+
+
+def sample_entropy(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
+    """Mean next-token entropy over each sample's scored positions ([B]); 0.0 for samples with none."""
+    if logits.dim() != 3 or logits.shape[:2] != labels.shape:
+        raise ValueError(
+            f"expected logits [B, T, V] and labels [B, T], got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    mask = scored_mask(labels, ignore_index)
+    ent = token_entropy(logits[:, :-1])
+    sums = (ent * mask).sum(dim=1)
+    return sums / mask.sum(dim=1).clamp(min=1)
+
+
+@torch.no_grad()
+def chunked_sample_entropy(
+    hidden: Tensor,
+    head: nn.Module,
+    labels: Tensor,
+    ignore_index: int = -100,
+    chunk_size: int = 1024,
+    min_chunks: int = 1,
+) -> Tensor:
+    """Equals `sample_entropy(head(hidden), labels)`, materialising logits for `chunk_size` positions at a time."""
+    if hidden.dim() != 3 or hidden.shape[:2] != labels.shape:
+        raise ValueError(
+            f"expected hidden [B, T, H] and labels [B, T], got {tuple(hidden.shape)} and {tuple(labels.shape)}"
+        )
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    mask = scored_mask(labels, ignore_index)
+    rows = hidden[:, :-1][mask]
+    sample_of_row = mask.nonzero()[:, 0]
+    sums = torch.zeros(labels.shape[0], dtype=compute_dtype(hidden.dtype), device=hidden.device)
+    # Under ZeRO-3/FSDP every rank must call the head equally often (each call gathers its
+    # parameters collectively), so callers pass the global chunk count as `min_chunks`.
+    n_chunks = max(math.ceil(rows.shape[0] / chunk_size), min_chunks)
+    for i in range(n_chunks):
+        sl = slice(i * chunk_size, (i + 1) * chunk_size)
+        ent = token_entropy(head(rows[sl]))
+        sums.index_add_(0, sample_of_row[sl], ent.to(sums.dtype))
+    return sums / mask.sum(dim=1).clamp(min=1)
