@@ -62,7 +62,7 @@ class TrainConfig:
     per_device_train_batch_size: int = 1
     gradient_accumulation_steps: int = 1
     lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.0
+    warmup_steps: float = 0.0  # int = steps, float in [0, 1) = fraction of all steps
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     optim: str = "adamw_torch"

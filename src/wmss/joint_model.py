@@ -1,0 +1,130 @@
+"""Weak and strong causal LMs held as one `nn.Module`, trained on their mixed logits (Phase 3, Eq. 11-12).
+
+One module (not two) is what lets DeepSpeed ZeRO-3 / FSDP shard and optimise a co-trained weak model, since
+accelerate prepares a single model. The loss is computed inside `forward` from the two final hidden states and
+the two output embeddings on trained positions only, in chunks whose logits are recomputed in backward, so
+full-vocabulary logits of both models never exist for every position at once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from transformers import PreTrainedModel
+
+from wmss.mixed_loss import chunked_mixed_cross_entropy, gather_trained_positions, mixed_logit_cross_entropy
+
+# Config attributes of models whose logits are not a plain linear map of the last hidden state.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def uses_plain_output_head(model: PreTrainedModel) -> bool:
+    """True when logits == output_embeddings(decoder(x).last_hidden_state), so the chunked path is exact."""
+    config = model.config.get_text_config()
+    return all(getattr(config, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
+
+
+class JointModel(nn.Module):
+    """The WMSS joint module: forward returns the mixed-logit CE on completion tokens."""
+
+    accepts_loss_kwargs = True  # Trainer passes num_items_in_batch: exact loss under gradient accumulation
+    supports_gradient_checkpointing = True
+
+    def __init__(
+        self,
+        strong: PreTrainedModel,
+        weak: PreTrainedModel,
+        lam: float = 0.5,
+        weak_trainable: bool = True,
+        chunk_size: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.strong = strong
+        self.weak = weak
+        self.lam = lam
+        self.weak_trainable = weak_trainable
+        self.chunk_size = chunk_size
+        self.config = strong.config  # Trainer and accelerate read model.config
+        self.main_input_name = "input_ids"
+        self._chunked = uses_plain_output_head(strong) and uses_plain_output_head(weak)
+        if not weak_trainable:
+            weak.requires_grad_(False)
+            weak.eval()
+
+    def train(self, mode: bool = True) -> JointModel:
+        """Set training mode; a frozen weak model always stays in eval mode (no dropout)."""
+        super().train(mode)
+        if not self.weak_trainable:
+            self.weak.eval()
+        return self
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Enable activation checkpointing in the branches that are trained."""
+        self.strong.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+        if self.weak_trainable:
+            self.weak.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=gradient_checkpointing_kwargs
+            )
+
+    def _hidden(
+        self, model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> Any:
+        return model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **_: Any,
+    ) -> dict[str, torch.Tensor]:
+        """Mixed-logit cross-entropy summed over trained positions, divided by `num_items_in_batch` if given."""
+        if labels is None:
+            raise ValueError("JointModel.forward needs labels (-100 on prompt tokens)")
+        n_trained = int(labels[:, 1:].ne(-100).sum())
+        denominator = num_items_in_batch if num_items_in_batch is not None else max(n_trained, 1)
+        if not self._chunked:
+            # Models with logit soft-capping/scaling: fall back to the reference form on full logits.
+            strong_logits = self.strong(input_ids=input_ids, attention_mask=attention_mask).logits
+            with torch.set_grad_enabled(self.weak_trainable and torch.is_grad_enabled()):
+                weak_logits = self.weak(input_ids=input_ids, attention_mask=attention_mask).logits
+            loss = mixed_logit_cross_entropy(strong_logits, weak_logits, labels, lam=self.lam)
+            return {"loss": loss * max(n_trained, 1) / denominator}
+        strong_hidden = self._hidden(self.strong, input_ids, attention_mask)
+        with torch.set_grad_enabled(self.weak_trainable and torch.is_grad_enabled()):
+            weak_hidden = self._hidden(self.weak, input_ids, attention_mask)
+        strong_h, targets = gather_trained_positions(strong_hidden, labels)
+        weak_h, _ = gather_trained_positions(weak_hidden, labels)
+        loss_sum = chunked_mixed_cross_entropy(
+            strong_h,
+            weak_h,
+            self.strong.get_output_embeddings(),
+            self.weak.get_output_embeddings(),
+            targets,
+            lam=self.lam,
+            chunk_size=self.chunk_size,
+            min_chunks=self._global_chunk_count(targets.shape[0], input_ids.device),
+        )
+        return {"loss": loss_sum / denominator}
+
+    def _global_chunk_count(self, n_local: int, device: torch.device) -> int:
+        # Sharded heads (ZeRO-3/FSDP) gather parameters collectively on every call: all ranks must make as many.
+        chunks = max(math.ceil(n_local / self.chunk_size), 1)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            count = torch.tensor([chunks], device=device)
+            dist.all_reduce(count, op=dist.ReduceOp.MAX)
+            chunks = int(count.item())
+        return chunks
+
+    def branch_grad_norms(self) -> dict[str, float]:
+        """L2 norm of the current gradients of each branch (0 for a branch without gradients)."""
+        norms = {}
+        for name, branch in (("strong", self.strong), ("weak", self.weak)):
+            grads = [p.grad.detach().float().norm() for p in branch.parameters() if p.grad is not None]
+            norms[name] = float(torch.stack(grads).norm()) if grads else 0.0
+        return norms

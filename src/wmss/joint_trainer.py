@@ -1,0 +1,96 @@
+"""`transformers.Trainer` for the joint module: saves each branch as a plain HF checkpoint, logs per-branch norms.
+
+TRL's SFTTrainer assumes one `PreTrainedModel`, and accelerate refuses two models in one `prepare()` under
+DeepSpeed/FSDP2, so the joint phase subclasses `Trainer` around a single `JointModel`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.modeling_utils import load_sharded_checkpoint
+
+from wmss.joint_model import JointModel
+
+logger = logging.getLogger(__name__)
+
+BRANCHES = ("strong", "weak")
+
+
+def _branch_state(state_dict: dict[str, torch.Tensor], branch: str) -> dict[str, torch.Tensor]:
+    prefix = f"{branch}."
+    return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+
+
+def load_branch_weights(model: torch.nn.Module, folder: Path) -> None:
+    """Load a `save_pretrained` folder's weights (single file or sharded) into an existing model."""
+    single = folder / "model.safetensors"
+    if single.is_file():
+        result = model.load_state_dict(load_file(str(single)), strict=False)
+        # Tied output embeddings are absent from the file by design; anything else missing is an error.
+        tied = set(getattr(model, "_tied_weights_keys", None) or ())
+        if result.unexpected_keys or [k for k in result.missing_keys if k not in tied]:
+            raise RuntimeError(f"checkpoint {folder} does not match the model: {result}")
+    else:
+        load_sharded_checkpoint(model, str(folder), strict=False)
+
+
+class BranchGradNormCallback(TrainerCallback):
+    """Measure each branch's gradient norm before the optimizer step on logging steps."""
+
+    def __init__(self, joint: JointModel, sink: dict[str, float]) -> None:
+        self.joint = joint
+        self.sink = sink
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: Any, control: Any, **_: Any) -> None:
+        """Store the norms of the step that is about to be logged."""
+        step = state.global_step + 1
+        if step == 1 or step % max(int(args.logging_steps), 1) == 0:
+            self.sink.update({f"grad_norm_{k}": v for k, v in self.joint.branch_grad_norms().items()})
+
+
+class JointTrainer(Trainer):
+    """Trainer for `JointModel`: checkpoints hold `strong/` and `weak/` as loadable HF models."""
+
+    def __init__(self, model: JointModel, *args: Any, **kwargs: Any) -> None:
+        super().__init__(model, *args, **kwargs)
+        self._branch_norms: dict[str, float] = {}
+        self.add_callback(BranchGradNormCallback(model, self._branch_norms))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the latest per-branch gradient norms to training logs."""
+        if "loss" in logs and self._branch_norms:
+            logs = {**logs, **self._branch_norms}
+            self._branch_norms.clear()
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        joint: JointModel = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        for branch in BRANCHES:
+            folder = os.path.join(output_dir, branch)
+            sub_state = _branch_state(state_dict, branch) if state_dict else None
+            getattr(joint, branch).save_pretrained(folder, state_dict=sub_state, safe_serialization=True)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(folder)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(
+        self, resume_from_checkpoint: str, model: torch.nn.Module | None = None
+    ) -> None:
+        joint = model if model is not None else self.model
+        folder = Path(resume_from_checkpoint)
+        if not all((folder / branch).is_dir() for branch in BRANCHES):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            return
+        logger.info("loading joint checkpoint from %s", folder)
+        for branch in BRANCHES:
+            load_branch_weights(getattr(joint, branch), folder / branch)

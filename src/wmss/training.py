@@ -1,0 +1,82 @@
+"""Glue to the ecosystem's trainers: TrainingArguments from our config, metric logs, checkpoint discovery."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from wmss.config import TrainConfig
+from wmss.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+_OWN_FIELDS = ("extra",)
+
+
+def training_kwargs(train: TrainConfig, output_dir: Path) -> dict[str, Any]:
+    """Keyword arguments for `TrainingArguments` (or TRL's `SFTConfig`) from one stage's config."""
+    kwargs = {k: v for k, v in vars(train).items() if k not in _OWN_FIELDS}
+    kwargs.update(
+        output_dir=str(output_dir),
+        report_to=list(train.report_to) or "none",
+        save_strategy="steps",
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=False,
+    )
+    overlap = set(train.extra) & set(kwargs)
+    if overlap:
+        raise ConfigError(
+            f"'extra' repeats keys that have their own config field: {', '.join(sorted(overlap))}"
+        )
+    kwargs.update(train.extra)
+    return kwargs
+
+
+def make_training_arguments(train: TrainConfig, output_dir: Path, **overrides: Any) -> TrainingArguments:
+    """Build `transformers.TrainingArguments`, naming the offending key when one is invalid."""
+    try:
+        return TrainingArguments(**{**training_kwargs(train, output_dir), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid training settings: {exc}") from None
+
+
+def resume_checkpoint(output_dir: Path) -> str | None:
+    """The last `checkpoint-N` directory under `output_dir`, if any (so a re-run resumes)."""
+    if not output_dir.is_dir():
+        return None
+    last = get_last_checkpoint(str(output_dir))
+    if last:
+        logger.info("resuming from %s", last)
+    return last
+
+
+class JsonlMetricsCallback(TrainerCallback):
+    """Append every logged metric dict to `metrics.jsonl`, so saturation can be seen without tensorboard."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(
+        self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **_: Any
+    ) -> None:
+        """Write one JSON line per log event (main process only)."""
+        if not state.is_world_process_zero or not logs:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=float) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Read a `metrics.jsonl` file (empty list when absent)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
