@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
-from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.modeling_utils import load_sharded_checkpoint
+from transformers import Trainer
+from transformers.trainer_utils import load_sharded_checkpoint
 
 from wmss.joint_model import JointModel
 
@@ -41,27 +41,20 @@ def load_branch_weights(model: torch.nn.Module, folder: Path) -> None:
         load_sharded_checkpoint(model, str(folder), strict=False)
 
 
-class BranchGradNormCallback(TrainerCallback):
-    """Measure each branch's gradient norm before the optimizer step on logging steps."""
-
-    def __init__(self, joint: JointModel, sink: dict[str, float]) -> None:
-        self.joint = joint
-        self.sink = sink
-
-    def on_pre_optimizer_step(self, args: TrainingArguments, state: Any, control: Any, **_: Any) -> None:
-        """Store the norms of the step that is about to be logged."""
-        step = state.global_step + 1
-        if step == 1 or step % max(int(args.logging_steps), 1) == 0:
-            self.sink.update({f"grad_norm_{k}": v for k, v in self.joint.branch_grad_norms().items()})
-
-
 class JointTrainer(Trainer):
     """Trainer for `JointModel`: checkpoints hold `strong/` and `weak/` as loadable HF models."""
 
     def __init__(self, model: JointModel, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, *args, **kwargs)
         self._branch_norms: dict[str, float] = {}
-        self.add_callback(BranchGradNormCallback(model, self._branch_norms))
+
+    def _clip_grad_norm(self, model: torch.nn.Module) -> Any:
+        # Per-branch norms are measured before clipping, on the steps that will be logged.
+        step = self.state.global_step + 1
+        if not self.is_deepspeed_enabled and (step == 1 or step % max(int(self.args.logging_steps), 1) == 0):
+            joint = self.accelerator.unwrap_model(model, keep_torch_compile=False)
+            self._branch_norms.update({f"grad_norm_{k}": v for k, v in joint.branch_grad_norms().items()})
+        return super()._clip_grad_norm(model)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the latest per-branch gradient norms to training logs."""

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -29,6 +30,7 @@ def training_kwargs(train: TrainConfig, output_dir: Path) -> dict[str, Any]:
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     overlap = set(train.extra) & set(kwargs)
     if overlap:

@@ -1,0 +1,77 @@
+"""Pieces every phase shares: a stage's output layout, final-model writing, dataset loading."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from wmss.config import WMSSConfig
+from wmss.data import TrainingData, build_dataset
+from wmss.errors import ConfigError
+from wmss.io import atomic_directory, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    """Where one training stage writes: final model, resumable checkpoints, metric log, summary."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        """Final standalone HF checkpoint."""
+        return self.root / "model"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Trainer checkpoints (`checkpoint-N`), used to resume."""
+        return self.root / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        """One JSON line per logging step (loss, grad norms, learning rate)."""
+        return self.root / "metrics.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        """What the stage did: steps, tokens, timings, data statistics."""
+        return self.root / "summary.json"
+
+
+def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> Path:
+    """Write a standalone HF checkpoint (safetensors, config, tokenizer, generation config) atomically."""
+    with atomic_directory(dest) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        generation = model.generation_config or GenerationConfig.from_model_config(model.config)
+        generation.save_pretrained(tmp)
+    logger.info("wrote model to %s", dest)
+    return dest
+
+
+def load_training_data(config: WMSSConfig, tokenizer: PreTrainedTokenizerBase) -> TrainingData:
+    """Load and tokenise the configured training data."""
+    if not config.data.train:
+        raise ConfigError(
+            "'data.train' is required: a JSONL file or HF dataset name (--data or --set data.train=)"
+        )
+    return build_dataset(config.data, tokenizer)
+
+
+def write_summary(layout: StageLayout, started: float, **fields: Any) -> dict[str, Any]:
+    """Write the stage summary JSON (with wall time) and return it."""
+    summary = {"duration_s": round(time.time() - started, 3), **fields}
+    atomic_write_json(layout.summary, summary)
+    return summary
+
+
+def completion_tokens(dataset: Any) -> int:
+    """Number of trained (completion) tokens in a tokenised dataset (causal shift applied)."""
+    return int(sum(sum(1 for label in labels[1:] if label != -100) for labels in dataset["labels"]))

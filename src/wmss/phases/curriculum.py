@@ -1,0 +1,115 @@
+"""Phase 2: sampling weights from the weak/strong entropy gap (Eq. 9-10) and the drawn active set."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wmss.cli_args import add_config_arguments, config_from_args
+from wmss.config import WMSSConfig
+from wmss.curriculum import compute_weights, curriculum_stats, entropy_gap, sample_active_set
+from wmss.errors import DataError
+from wmss.io import atomic_write_json, read_json
+from wmss.phases.entropy import read_entropy_file
+
+logger = logging.getLogger(__name__)
+
+CURRICULUM_FILE = "curriculum.json"
+
+
+def run_curriculum(
+    config: WMSSConfig, weak_file: str | Path, strong_file: str | Path, output_dir: str | Path
+) -> Path:
+    """Weight every sample by Eq. 10, draw the active set, and write `<output_dir>/curriculum.json`."""
+    weak, strong = read_entropy_file(weak_file), read_entropy_file(strong_file)
+    if weak["data_fingerprint"] != strong["data_fingerprint"] or weak["idx"] != strong["idx"]:
+        raise DataError(
+            f"{weak_file} and {strong_file} were computed on different data "
+            f"(fingerprints {weak['data_fingerprint']} vs {strong['data_fingerprint']}); "
+            "recompute both entropies with the same data settings"
+        )
+    w = config.wmss
+    h_weak, h_strong = np.asarray(weak["entropy"]), np.asarray(strong["entropy"])
+    params = {"alpha": w.alpha, "beta": w.beta, "gamma": w.gamma} if w.weighting == "paper" else {}
+    weights = compute_weights(w.weighting, h_weak, h_strong, **params)
+    positions = sample_active_set(weights, multiplier=w.sample_multiplier, seed=w.seed)
+    ids = [int(i) for i in weak["idx"]]
+    gap = entropy_gap(h_weak, h_strong)
+    stats = curriculum_stats(weights, positions, ids=ids)
+    stats.update(
+        mean_entropy_weak=float(h_weak.mean()),
+        mean_entropy_strong=float(h_strong.mean()),
+        frac_entropy_reduced=float((gap < 0).mean()),
+    )
+    path = Path(output_dir) / CURRICULUM_FILE
+    atomic_write_json(
+        path,
+        {
+            "weak": weak["model"],
+            "strong": strong["model"],
+            "data_fingerprint": weak["data_fingerprint"],
+            "weighting": w.weighting,
+            "params": {**params, "sample_multiplier": w.sample_multiplier, "seed": w.seed},
+            "stats": stats,
+            "draws": [ids[p] for p in positions],
+            "idx": ids,
+            "weights": weights.tolist(),
+            "entropy_gap": gap.tolist(),
+        },
+    )
+    logger.info(
+        "curriculum: %d draws over %d samples (%d unique) -> %s",
+        stats["n_draws"],
+        stats["n"],
+        stats["unique"],
+        path,
+    )
+    return path
+
+
+def read_curriculum(path: str | Path) -> dict[str, Any]:
+    """Read a curriculum file (or the directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CURRICULUM_FILE
+    if not path.is_file():
+        raise DataError(f"curriculum file not found: {path}")
+    data = read_json(path)
+    if "draws" not in data or "data_fingerprint" not in data:
+        raise DataError(f"{path}: not a curriculum written by `wmss curriculum` (missing 'draws')")
+    return data
+
+
+SHORTCUTS = {
+    "alpha": "wmss.alpha",
+    "beta": "wmss.beta",
+    "gamma": "wmss.gamma",
+    "multiplier": "wmss.sample_multiplier",
+    "weighting": "wmss.weighting",
+    "seed": "wmss.seed",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `wmss curriculum`."""
+    add_config_arguments(parser)
+    parser.add_argument("--weak", required=True, help="entropy file of the weak model (from `wmss entropy`)")
+    parser.add_argument("--strong", required=True, help="entropy file of the strong model")
+    parser.add_argument("--alpha", type=float, help="weight of the weak model's entropy term (default 0.1)")
+    parser.add_argument("--beta", type=float, help="weight of the entropy-reduced term (default 0.8)")
+    parser.add_argument("--gamma", type=float, help="weight of the entropy-increased term (default 0.1)")
+    parser.add_argument("--multiplier", type=float, help="active set size / data size (default 1.0)")
+    parser.add_argument("--weighting", choices=["paper", "brownboost"], help="weighting rule (default paper)")
+    parser.add_argument("--seed", type=int, help="sampling seed")
+    parser.add_argument("--output", required=True, help="directory for curriculum.json")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Run `wmss curriculum`."""
+    config = config_from_args(args, SHORTCUTS)
+    path = run_curriculum(config, args.weak, args.strong, args.output)
+    print(f"curriculum written to {path}")

@@ -1,0 +1,134 @@
+"""Per-sample mean completion entropy of one model over the training data (Eq. 3/8), sharded across processes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from datasets import Dataset
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from wmss.cli_args import add_config_arguments, config_from_args
+from wmss.config import WMSSConfig, require
+from wmss.data import make_collator
+from wmss.entropy import chunked_sample_entropy, scored_token_counts
+from wmss.errors import DataError
+from wmss.io import atomic_write_json, read_json
+from wmss.models import load_causal_lm, load_tokenizer
+from wmss.phases.common import load_training_data
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def dataset_entropies(
+    model: PreTrainedModel,
+    dataset: Dataset,
+    collator: Any,
+    batch_size: int = 8,
+    chunk_size: int = 1024,
+    state: PartialState | None = None,
+) -> dict[int, tuple[float, int]]:
+    """Map each sample's idx to (mean completion entropy, scored tokens); work is split across processes."""
+    state = state or PartialState()
+    model.eval()
+    # Length-sorted batches waste little compute on padding.
+    order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    results: list[tuple[int, float, int]] = []
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    with state.split_between_processes(batches) as shard:
+        for batch_rows in tqdm(shard, desc="entropy", disable=not state.is_local_main_process):
+            rows = dataset.select(batch_rows)
+            batch = collator([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+            batch = {k: v.to(state.device) for k, v in batch.items()}
+            hidden = decoder(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+            )[0]
+            entropy = chunked_sample_entropy(hidden, head, batch["labels"], chunk_size=chunk_size)
+            counts = scored_token_counts(batch["labels"])
+            results += [
+                (int(i), float(h), int(n)) for i, h, n in zip(rows["idx"], entropy, counts, strict=True)
+            ]
+    gathered = gather_object(results) if state.num_processes > 1 else results
+    return {idx: (h, n) for idx, h, n in gathered}
+
+
+def run_entropy(config: WMSSConfig, model_path: str, output_file: str | Path) -> Path:
+    """Compute entropies of `model_path` on the configured data and write them (keyed by idx) to JSON."""
+    state = PartialState()
+    tokenizer = load_tokenizer(model_path, config.model)
+    data = load_training_data(config, tokenizer)
+    model = load_causal_lm(model_path, config.model).to(state.device)
+    values = dataset_entropies(
+        model,
+        data.dataset,
+        make_collator(tokenizer),
+        batch_size=config.wmss.entropy_batch_size,
+        chunk_size=config.wmss.loss_chunk_size,
+        state=state,
+    )
+    output_file = Path(output_file)
+    if state.is_main_process:
+        idx = sorted(values)
+        atomic_write_json(
+            output_file,
+            {
+                "model": str(model_path),
+                "data_fingerprint": data.fingerprint,
+                "n": len(idx),
+                "mean_entropy": sum(values[i][0] for i in idx) / max(len(idx), 1),
+                "idx": idx,
+                "entropy": [values[i][0] for i in idx],
+                "n_tokens": [values[i][1] for i in idx],
+            },
+        )
+        logger.info("entropy of %s on %d samples -> %s", model_path, len(idx), output_file)
+    state.wait_for_everyone()
+    return output_file
+
+
+def read_entropy_file(path: str | Path) -> dict[str, Any]:
+    """Read an entropy file written by `run_entropy`, checking its fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"entropy file not found: {path}")
+    data = read_json(path)
+    for key in ("idx", "entropy", "data_fingerprint", "model"):
+        if key not in data:
+            raise DataError(f"{path}: not an entropy file written by `wmss entropy` (missing field '{key}')")
+    if len(data["idx"]) != len(data["entropy"]) or not all(math.isfinite(h) for h in data["entropy"]):
+        raise DataError(f"{path}: 'idx' and 'entropy' must have equal length and finite values")
+    return data
+
+
+SHORTCUTS = {
+    "data": "data.train",
+    "batch_size": "wmss.entropy_batch_size",
+    "system_prompt": "data.system_prompt",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `wmss entropy`."""
+    add_config_arguments(parser)
+    parser.add_argument("--model", required=True, help="model directory or hub id")
+    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
+    parser.add_argument("--system-prompt", help="'reasoning' (the paper's prompt) or literal text")
+    parser.add_argument("--batch-size", type=int, help="sequences per forward pass (wmss.entropy_batch_size)")
+    parser.add_argument("--output", required=True, help="JSON file to write (idx -> mean completion entropy)")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Run `wmss entropy`."""
+    config = config_from_args(args, SHORTCUTS)
+    require(config, "data.train")
+    path = run_entropy(config, args.model, args.output)
+    print(f"entropies written to {path}")

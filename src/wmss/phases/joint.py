@@ -1,0 +1,136 @@
+"""Phase 3: joint training of weak and strong on mixed logits over the curriculum's active set (Eq. 11-12)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import TrainerCallback
+
+from wmss.cli_args import add_config_arguments, config_from_args
+from wmss.config import WMSSConfig, require
+from wmss.data import TrainingData, make_collator
+from wmss.errors import ConfigError, DataError
+from wmss.io import atomic_directory
+from wmss.joint_model import JointModel
+from wmss.joint_trainer import JointTrainer
+from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+from wmss.phases.common import StageLayout, completion_tokens, load_training_data, write_summary
+from wmss.phases.curriculum import read_curriculum
+from wmss.training import JsonlMetricsCallback, make_training_arguments, resume_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def final_dir(output_dir: str | Path) -> Path:
+    """Directory holding the trained `strong/` and `weak/` checkpoints of a joint stage."""
+    return Path(output_dir) / "final"
+
+
+def active_dataset(data: TrainingData, curriculum: dict[str, Any] | None) -> Dataset:
+    """The rows the curriculum drew (with repeats), or the whole data set without a curriculum."""
+    if curriculum is None:
+        return data.dataset
+    if curriculum["data_fingerprint"] != data.fingerprint:
+        raise DataError(
+            "the curriculum was computed on different data than the joint stage loads "
+            f"(fingerprint {curriculum['data_fingerprint']} vs {data.fingerprint}); "
+            "re-run entropy and curriculum with the same data settings"
+        )
+    row_of = {int(idx): row for row, idx in enumerate(data.dataset["idx"])}
+    missing = [i for i in curriculum["draws"] if i not in row_of]
+    if missing:
+        raise DataError(f"the curriculum draws samples that are not in the data (idx {missing[:5]})")
+    return data.dataset.select([row_of[i] for i in curriculum["draws"]])
+
+
+def run_joint(
+    config: WMSSConfig,
+    weak_path: str,
+    strong_path: str,
+    output_dir: str | Path,
+    curriculum: str | Path | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> Path:
+    """Train weak+strong jointly and write `<output_dir>/final/{strong,weak}`; resumes if interrupted."""
+    started = time.time()
+    if config.joint.neftune_noise_alpha is not None:
+        raise ConfigError(
+            "'joint.neftune_noise_alpha' is not supported: NEFTune is an SFT baseline (sft section)"
+        )
+    layout = StageLayout(Path(output_dir))
+    tokenizer = load_tokenizer(strong_path, config.model)
+    weak_tokenizer = load_tokenizer(weak_path, config.model)
+    data = load_training_data(config, tokenizer)
+    dataset = active_dataset(data, read_curriculum(curriculum) if curriculum else None)
+    strong = load_causal_lm(strong_path, config.model)
+    weak = load_causal_lm(weak_path, config.model)
+    check_same_vocabulary(weak, strong, weak_tokenizer, tokenizer)
+    w = config.wmss
+    joint = JointModel(strong, weak, lam=w.lam, weak_trainable=w.weak_trainable, chunk_size=w.loss_chunk_size)
+    trainer = JointTrainer(
+        joint,
+        args=make_training_arguments(config.joint, layout.checkpoints),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        data_collator=make_collator(tokenizer),
+        callbacks=[JsonlMetricsCallback(layout.metrics), *callbacks],
+    )
+    result = trainer.train(resume_from_checkpoint=resume_checkpoint(layout.checkpoints))
+    with atomic_directory(final_dir(output_dir)) as tmp:
+        trainer.save_model(str(tmp))
+    write_summary(
+        layout,
+        started,
+        stage="joint",
+        weak=weak_path,
+        strong=strong_path,
+        lam=w.lam,
+        weak_trainable=w.weak_trainable,
+        optimizer_steps=trainer.state.global_step,
+        completion_tokens_per_epoch=completion_tokens(dataset),
+        num_train_epochs=config.joint.num_train_epochs,
+        train_loss=result.training_loss,
+        n_active=len(dataset),
+        data=data.stats.to_dict(),
+    )
+    return final_dir(output_dir)
+
+
+SHORTCUTS = {"data": "data.train", "lam": "wmss.lam", "system_prompt": "data.system_prompt"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `wmss joint`."""
+    add_config_arguments(parser)
+    parser.add_argument("--weak", required=True, help="weak model (M_{t-1}) directory or hub id")
+    parser.add_argument("--strong", required=True, help="strong model (M_t) directory or hub id")
+    parser.add_argument("--curriculum", help="curriculum.json (or its directory); default: all data once")
+    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
+    parser.add_argument("--system-prompt", help="'reasoning' (the paper's prompt) or literal text")
+    parser.add_argument("--lam", type=float, help="mixing coefficient lambda in [0, 1] (default 0.5)")
+    parser.add_argument(
+        "--freeze-weak",
+        action="store_true",
+        help="keep the weak model fixed (default: co-train it, as the paper)",
+    )
+    parser.add_argument(
+        "--output", required=True, help="stage directory; models go to OUTPUT/final/{strong,weak}"
+    )
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Run `wmss joint`."""
+    if args.freeze_weak:
+        args.overrides = [*args.overrides, "wmss.weak_trainable=false"]
+    config = config_from_args(args, SHORTCUTS)
+    require(config, "data.train")
+    path = run_joint(config, args.weak, args.strong, args.output, curriculum=args.curriculum)
+    print(
+        f"joint models written to {path}/strong and {path}/weak; extract with `wmss extract --joint {args.output}`"
+    )

@@ -1,0 +1,101 @@
+"""Phase 1: supervised fine-tuning M0 -> M1 with completion-only cross-entropy, on TRL's SFTTrainer."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from wmss.cli_args import add_config_arguments, config_from_args
+from wmss.config import TrainConfig, WMSSConfig, require
+from wmss.data import make_collator
+from wmss.errors import ConfigError
+from wmss.models import load_causal_lm, load_tokenizer
+from wmss.phases.common import (
+    StageLayout,
+    completion_tokens,
+    load_training_data,
+    save_model_dir,
+    write_summary,
+)
+from wmss.training import JsonlMetricsCallback, resume_checkpoint, training_kwargs
+
+logger = logging.getLogger(__name__)
+
+
+def run_sft(
+    config: WMSSConfig,
+    model_path: str,
+    output_dir: str | Path,
+    train: TrainConfig | None = None,
+    dataset: Dataset | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> Path:
+    """Fine-tune `model_path` on the data (or `dataset`) and write `<output_dir>/model`; resumes if interrupted."""
+    started = time.time()
+    layout = StageLayout(Path(output_dir))
+    train = train or config.sft
+    tokenizer = load_tokenizer(model_path, config.model)
+    data_stats = None
+    if dataset is None:
+        data = load_training_data(config, tokenizer)
+        dataset, data_stats = data.dataset, data.stats.to_dict()
+    model = load_causal_lm(model_path, config.model)
+    try:
+        args = SFTConfig(
+            **training_kwargs(train, layout.checkpoints),
+            dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
+            max_length=None,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid training settings: {exc}") from None
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        data_collator=make_collator(tokenizer),
+        callbacks=[JsonlMetricsCallback(layout.metrics), *callbacks],
+    )
+    result = trainer.train(resume_from_checkpoint=resume_checkpoint(layout.checkpoints))
+    save_model_dir(trainer.model, tokenizer, layout.model)
+    write_summary(
+        layout,
+        started,
+        stage="sft",
+        init=model_path,
+        optimizer_steps=trainer.state.global_step,
+        completion_tokens_per_epoch=completion_tokens(dataset),
+        num_train_epochs=train.num_train_epochs,
+        train_loss=result.training_loss,
+        data=data_stats,
+    )
+    return layout.model
+
+
+SHORTCUTS = {"model": "model.base", "data": "data.train", "system_prompt": "data.system_prompt"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `wmss sft`."""
+    add_config_arguments(parser)
+    parser.add_argument("--model", help="base model M0: local directory or hub id (model.base)")
+    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
+    parser.add_argument("--system-prompt", help="'reasoning' (the paper's prompt) or literal text")
+    parser.add_argument(
+        "--output", required=True, help="stage directory; the model is written to OUTPUT/model"
+    )
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Run `wmss sft`."""
+    config = config_from_args(args, SHORTCUTS)
+    require(config, "model.base", "data.train")
+    path = run_sft(config, config.model.base, args.output)
+    print(f"SFT model written to {path}")

@@ -1,0 +1,342 @@
+"""Algorithm 1 end to end: SFT (M0 -> M1), then K rounds of entropy -> curriculum -> joint -> extract.
+
+Round t uses weak = M_{t-1} and strong = M_t and produces M_{t+1}. Every stage records its inputs, a fingerprint
+of the settings it depends on, its status and its outputs in `manifest.json`. Re-running the same command skips
+finished stages, resumes an interrupted one from its last checkpoint, and re-runs a stage whose settings (or
+upstream results) changed, together with everything downstream of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from wmss.cli_args import add_config_arguments, config_from_args
+from wmss.config import WMSSConfig, require
+from wmss.io import atomic_write_json, read_json
+from wmss.models import load_tokenizer
+from wmss.phases.common import load_training_data
+from wmss.phases.curriculum import CURRICULUM_FILE, read_curriculum, run_curriculum
+from wmss.phases.entropy import run_entropy
+from wmss.phases.extract import run_extract
+from wmss.phases.joint import active_dataset, run_joint
+from wmss.phases.sft import run_sft
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+def _hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline: what it depends on, where it writes, and how to run it."""
+
+    name: str
+    directory: Path  # everything the stage writes (removed when its settings change)
+    settings: dict[str, Any]  # the config values this stage's result depends on
+    upstream: list[str]  # names of stages whose results it consumes
+    output: Path  # the main artifact; the stage is done only if it exists
+    action: Callable[[Sequence[TrainerCallback]], Any]  # receives extra Trainer callbacks
+    fingerprint: str = ""
+
+
+@dataclass
+class RunResult:
+    """Paths a finished run produced."""
+
+    run_dir: Path
+    sft_model: Path
+    round_models: list[Path] = field(default_factory=list)
+    sft_continued_model: Path | None = None
+    executed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def final_model(self) -> Path:
+        """The strong model after the last round (M_{K+1})."""
+        return self.round_models[-1]
+
+
+class Manifest:
+    """The run's record of stages, rewritten atomically after every change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = read_json(path) if path.is_file() else {"stages": {}}
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """The record of one stage (empty when it never ran)."""
+        return self.data["stages"].get(name, {})
+
+    def update(self, name: str, **fields: Any) -> None:
+        """Merge fields into a stage record and persist the manifest."""
+        self.data["stages"].setdefault(name, {}).update(fields)
+        atomic_write_json(self.path, self.data)
+
+
+def _model_settings(config: WMSSConfig) -> dict[str, Any]:
+    return asdict(config.model) | {"base": None, "sft": None}
+
+
+def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[str, Path]]:
+    """The stage graph of Algorithm 1 for this config, and the model path each stage produces."""
+    w, data = config.wmss, asdict(config.data)
+
+    def ref(path: Path) -> str:
+        # Models made inside the run are named relative to it, so a moved run directory stays valid.
+        return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+    stages: list[Stage] = []
+    models: dict[str, Path] = {}
+    model_settings = _model_settings(config)
+
+    sft_dir = run_dir / "sft"
+    if config.model.sft:
+        m1, m1_stage = Path(config.model.sft), None
+    else:
+        m1, m1_stage = sft_dir / "model", "sft"
+        stages.append(
+            Stage(
+                "sft",
+                sft_dir,
+                {
+                    "base": config.model.base,
+                    "model": model_settings,
+                    "data": data,
+                    "train": asdict(config.sft),
+                },
+                [],
+                m1,
+                lambda cb: run_sft(config, str(config.model.base), sft_dir, callbacks=cb),
+            )
+        )
+    models["sft"] = m1
+    weak, weak_stage = Path(str(config.model.base)), None
+    strong, strong_stage = m1, m1_stage
+    baseline, baseline_stage = m1, m1_stage
+    for t in range(1, w.rounds + 1):
+        rd = run_dir / f"round-{t}"
+        prefix = f"round{t}."
+        entropy_settings = {"data": data, "model": model_settings, "batch": w.entropy_batch_size}
+        ent_w, ent_s, cur_dir, joint_dir = (
+            rd / "entropy_weak.json",
+            rd / "entropy_strong.json",
+            rd / "curriculum",
+            rd / "joint",
+        )
+        cur_settings = {
+            k: getattr(w, k) for k in ("alpha", "beta", "gamma", "sample_multiplier", "weighting", "seed")
+        }
+        joint_settings = {
+            "train": asdict(config.joint),
+            "lam": w.lam,
+            "weak_trainable": w.weak_trainable,
+            "chunk": w.loss_chunk_size,
+            "model": model_settings,
+        }
+        up = [s for s in (weak_stage, strong_stage) if s]
+        stages += [
+            Stage(
+                prefix + "entropy_weak",
+                ent_w,
+                entropy_settings | {"weak": ref(weak)},
+                [s for s in (weak_stage,) if s],
+                ent_w,
+                lambda cb, weak=weak, ent_w=ent_w: run_entropy(config, str(weak), ent_w),
+            ),
+            Stage(
+                prefix + "entropy_strong",
+                ent_s,
+                entropy_settings | {"strong": ref(strong)},
+                [s for s in (strong_stage,) if s],
+                ent_s,
+                lambda cb, strong=strong, ent_s=ent_s: run_entropy(config, str(strong), ent_s),
+            ),
+            Stage(
+                prefix + "curriculum",
+                cur_dir,
+                cur_settings,
+                [prefix + "entropy_weak", prefix + "entropy_strong"],
+                cur_dir / CURRICULUM_FILE,
+                lambda cb, e=(ent_w, ent_s), d=cur_dir: run_curriculum(config, e[0], e[1], d),
+            ),
+            Stage(
+                prefix + "joint",
+                joint_dir,
+                joint_settings | {"weak": ref(weak), "strong": ref(strong)},
+                [*up, prefix + "curriculum"],
+                joint_dir / "final" / "strong",
+                lambda cb, a=(weak, strong, joint_dir, cur_dir): run_joint(
+                    config, str(a[0]), str(a[1]), a[2], a[3], callbacks=cb
+                ),
+            ),
+            Stage(
+                prefix + "extract",
+                rd / "model",
+                {"branch": "strong"},
+                [prefix + "joint"],
+                rd / "model",
+                lambda cb, j=joint_dir, d=rd / "model": run_extract(j, d, "strong"),
+            ),
+        ]
+        if config.pipeline.extract_weak:
+            stages.append(
+                Stage(
+                    prefix + "extract_weak",
+                    rd / "weak_model",
+                    {"branch": "weak"},
+                    [prefix + "joint"],
+                    rd / "weak_model",
+                    lambda cb, j=joint_dir, d=rd / "weak_model": run_extract(j, d, "weak"),
+                )
+            )
+        if config.pipeline.sft_baseline:
+            # Same active set and training settings as the joint stage: identical optimizer steps and tokens.
+            sc_dir = rd / "sft_continued"
+            stages.append(
+                Stage(
+                    prefix + "sft_continued",
+                    sc_dir,
+                    {"train": asdict(config.joint), "model": model_settings, "init": ref(baseline)},
+                    [s for s in (baseline_stage,) if s] + [prefix + "curriculum"],
+                    sc_dir / "model",
+                    lambda cb, b=baseline, c=cur_dir, d=sc_dir: _run_sft_continued(config, b, c, d, cb),
+                )
+            )
+            baseline, baseline_stage = sc_dir / "model", prefix + "sft_continued"
+            models[prefix + "sft_continued"] = baseline
+        models[prefix + "model"] = rd / "model"
+        weak, weak_stage = strong, strong_stage
+        strong, strong_stage = rd / "model", prefix + "extract"
+    return stages, models
+
+
+def _run_sft_continued(
+    config: WMSSConfig,
+    init: Path,
+    curriculum_dir: Path,
+    output_dir: Path,
+    callbacks: Sequence[TrainerCallback],
+) -> Path:
+    data = load_training_data(config, load_tokenizer(str(init), config.model))
+    dataset = active_dataset(data, read_curriculum(curriculum_dir))
+    return run_sft(config, str(init), output_dir, train=config.joint, dataset=dataset, callbacks=callbacks)
+
+
+def run_pipeline(
+    config: WMSSConfig,
+    run_dir: str | Path | None = None,
+    callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
+) -> RunResult:
+    """Execute (or resume) Algorithm 1 in `run_dir` (default `pipeline.output_dir`)."""
+    require(config, "model.base", "data.train")
+    run_dir = Path(run_dir or config.pipeline.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.yaml")
+    manifest = Manifest(run_dir / MANIFEST)
+    stages, models = build_stages(config, run_dir)
+    fingerprints: dict[str, str] = {}
+    result = RunResult(run_dir=run_dir, sft_model=models["sft"])
+    for stage in stages:
+        stage.fingerprint = _hash([stage.settings, [fingerprints[u] for u in stage.upstream]])
+        fingerprints[stage.name] = stage.fingerprint
+        record = manifest.stage(stage.name)
+        if (
+            record.get("status") == "done"
+            and record.get("fingerprint") == stage.fingerprint
+            and stage.output.exists()
+        ):
+            logger.info("stage %s: done, skipping", stage.name)
+            result.skipped.append(stage.name)
+            continue
+        if record and record.get("fingerprint") != stage.fingerprint:
+            # Settings changed: stale outputs (and checkpoints) must not be resumed from.
+            logger.info("stage %s: settings changed, re-running from scratch", stage.name)
+            _remove_outputs(stage)
+        _execute(stage, manifest, list((callbacks or {}).get(stage.name, ())))
+        result.executed.append(stage.name)
+    result.round_models = [models[f"round{t}.model"] for t in range(1, config.wmss.rounds + 1)]
+    if config.pipeline.sft_baseline:
+        result.sft_continued_model = models[f"round{config.wmss.rounds}.sft_continued"]
+    manifest.data["result"] = {
+        "final_model": str(result.final_model),
+        "sft_model": str(result.sft_model),
+        "sft_continued_model": str(result.sft_continued_model) if result.sft_continued_model else None,
+    }
+    atomic_write_json(manifest.path, manifest.data)
+    return result
+
+
+def _remove_outputs(stage: Stage) -> None:
+    if stage.directory.is_dir():
+        shutil.rmtree(stage.directory)
+    elif stage.directory.exists():
+        stage.directory.unlink()
+
+
+def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallback]) -> None:
+    started = time.time()
+    manifest.update(
+        stage.name,
+        status="running",
+        fingerprint=stage.fingerprint,
+        inputs=stage.settings,
+        upstream=stage.upstream,
+        output=str(stage.output),
+        started=started,
+    )
+    logger.info("stage %s: running", stage.name)
+    try:
+        stage.action(callbacks)
+    except BaseException as exc:
+        manifest.update(
+            stage.name, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time()
+        )
+        raise
+    finished = time.time()
+    manifest.update(
+        stage.name, status="done", finished=finished, duration_s=round(finished - started, 3), error=None
+    )
+
+
+SHORTCUTS = {
+    "model": "model.base",
+    "sft_model": "model.sft",
+    "data": "data.train",
+    "output": "pipeline.output_dir",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `wmss run`."""
+    add_config_arguments(parser)
+    parser.add_argument("--model", help="base model M0: local directory or hub id (model.base)")
+    parser.add_argument(
+        "--sft-model", help="an existing M1 to start from instead of running Phase 1 (model.sft)"
+    )
+    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
+    parser.add_argument("--output", help="run directory (pipeline.output_dir)")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Run `wmss run`."""
+    config = config_from_args(args, SHORTCUTS)
+    result = run_pipeline(config)
+    print(f"run directory: {result.run_dir} (manifest: {result.run_dir / MANIFEST})")
+    print(f"final WMSS model: {result.final_model}")
+    if result.sft_continued_model:
+        print(f"continued-SFT baseline: {result.sft_continued_model}")
