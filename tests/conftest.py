@@ -79,7 +79,10 @@ def write_arithmetic_jsonl(path: Path, n: int = 24, seed: int = 0) -> Path:
     with path.open("w") as handle:
         for _ in range(n):
             a, b = rng.randint(1, 50), rng.randint(1, 50)
-            record = {"prompt": f"{a}+{b}?", "completion": f"<think>{a}+{b}={a + b}</think><answer>{a + b}</answer>"}
+            record = {
+                "prompt": f"{a}+{b}?",
+                "completion": f"<think>{a}+{b}={a + b}</think><answer>{a + b}</answer>",
+            }
             handle.write(json.dumps(record) + "\n")
     return path
 

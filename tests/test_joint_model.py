@@ -84,7 +84,9 @@ def test_num_items_in_batch_normalises_the_sum():
     joint = JointModel(strong, weak)
     n_trained = int(labels[:, 1:].ne(-100).sum())
     mean = joint(input_ids=input_ids, attention_mask=attention_mask, labels=labels)["loss"]
-    scaled = joint(input_ids=input_ids, attention_mask=attention_mask, labels=labels, num_items_in_batch=100)["loss"]
+    scaled = joint(input_ids=input_ids, attention_mask=attention_mask, labels=labels, num_items_in_batch=100)[
+        "loss"
+    ]
     torch.testing.assert_close(scaled, mean * n_trained / 100)
 
 

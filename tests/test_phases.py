@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from tests.conftest import save_tiny_model, tiny_qwen3_config
 from wmss.cli import main
 
 
@@ -102,12 +103,10 @@ def test_extracted_model_reproduces_the_strong_branch_logits(phase_run):
 
 
 def test_joint_refuses_models_with_different_vocabularies(tmp_path, tiny_model_dir, train_jsonl, capsys):
-    from tests.conftest import save_tiny_model, tiny_qwen3_config
-
     other = save_tiny_model(tmp_path / "other", tiny_qwen3_config(500), seed=3)
+    models = ["--weak", str(other), "--strong", str(tiny_model_dir)]
     code = main(
-        ["joint", "--weak", str(other), "--strong", str(tiny_model_dir), "--data", str(train_jsonl)]
-        + ["--output", str(tmp_path / "j"), *quick("joint")]
+        ["joint", *models, "--data", str(train_jsonl), "--output", str(tmp_path / "j"), *quick("joint")]
     )
     assert code == 2
     assert "different vocabularies" in capsys.readouterr().err
