@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -31,14 +32,26 @@ def training_kwargs(train: TrainConfig, output_dir: Path) -> dict[str, Any]:
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Without an accelerator, CPU mode is what makes accelerate start gloo DDP under torchrun.
+        use_cpu=not has_accelerator(),
     )
-    overlap = set(train.extra) & set(kwargs)
+    overlap = set(train.extra) & set(vars(train))
     if overlap:
         raise ConfigError(
             f"'extra' repeats keys that have their own config field: {', '.join(sorted(overlap))}"
         )
     kwargs.update(train.extra)
     return kwargs
+
+
+def has_accelerator() -> bool:
+    """True when a CUDA (or ROCm) or MPS device is available."""
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def process_state() -> PartialState:
+    """accelerate's process state (distributed under `torchrun`/`accelerate launch`, on CPU too)."""
+    return PartialState(cpu=not has_accelerator())
 
 
 def make_training_arguments(train: TrainConfig, output_dir: Path, **overrides: Any) -> TrainingArguments:

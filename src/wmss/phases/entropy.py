@@ -23,6 +23,7 @@ from wmss.errors import DataError
 from wmss.io import atomic_write_json, read_json
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data
+from wmss.training import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,11 @@ def dataset_entropies(
     state: PartialState | None = None,
 ) -> dict[int, tuple[float, int]]:
     """Map each sample's idx to (mean completion entropy, scored tokens); work is split across processes."""
-    state = state or PartialState()
+    state = state or process_state()
     model.eval()
     # Length-sorted batches waste little compute on padding.
-    order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    order = sorted(range(len(dataset)), key=lengths.__getitem__)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     results: list[tuple[int, float, int]] = []
     decoder, head = model.get_decoder(), model.get_output_embeddings()
@@ -63,7 +65,7 @@ def dataset_entropies(
 
 def run_entropy(config: WMSSConfig, model_path: str, output_file: str | Path) -> Path:
     """Compute entropies of `model_path` on the configured data and write them (keyed by idx) to JSON."""
-    state = PartialState()
+    state = process_state()
     tokenizer = load_tokenizer(model_path, config.model)
     data = load_training_data(config, tokenizer)
     model = load_causal_lm(model_path, config.model).to(state.device)
