@@ -57,8 +57,11 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wmss` console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
-        _root_parser().parse_args(argv[:1] or ["--help"])
+    if not argv:
+        _root_parser().print_help(sys.stderr)
+        return 2
+    if argv[0] not in COMMANDS:
+        _root_parser().parse_args(argv[:1])  # prints help or "invalid choice" and exits
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser(argv[0]).parse_args(argv[1:])

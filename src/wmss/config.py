@@ -22,7 +22,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATA_FORMATS = ("auto", "chat", "prompt_completion")
 OVERLONG_POLICIES = ("truncate", "drop")
 WEIGHTINGS = ("paper", "brownboost")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass
@@ -250,11 +250,14 @@ def load_config(
     return config
 
 
-def _check_local_or_hub(key: str, value: str | None, *, allow_dataset_name: bool = False) -> None:
+def _check_local_or_hub(key: str, value: str | None) -> None:
+    # Hub ids ("org/name", legacy "gpt2") cannot be checked offline; anything path-like must exist.
     if value is None or Path(value).expanduser().exists():
         return
-    looks_local = value.startswith((".", "/", "~")) or value.endswith((".json", ".jsonl", ".yaml"))
-    if looks_local or not (_HUB_ID.match(value) or (allow_dataset_name and re.match(r"^[\w.-]+$", value))):
+    looks_local = value.startswith((".", "/", "~")) or value.endswith(
+        (".json", ".jsonl", ".yaml", ".parquet")
+    )
+    if looks_local or not _HUB_ID.match(value):
         raise ConfigError(f"'{key}': path does not exist: {value}")
 
 
@@ -301,7 +304,7 @@ def validate(config: WMSSConfig) -> None:
     _check_local_or_hub("model.base", config.model.base)
     _check_local_or_hub("model.sft", config.model.sft)
     _check_local_or_hub("model.tokenizer", config.model.tokenizer)
-    _check_local_or_hub("data.train", config.data.train, allow_dataset_name=True)
+    _check_local_or_hub("data.train", config.data.train)
 
 
 def _choice(key: str, value: str, allowed: Sequence[str]) -> None:

@@ -31,6 +31,7 @@ from wmss.phases.entropy import run_entropy
 from wmss.phases.extract import run_extract
 from wmss.phases.joint import active_dataset, run_joint
 from wmss.phases.sft import run_sft
+from wmss.training import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Stage:
     output: Path  # the main artifact; the stage is done only if it exists
     action: Callable[[Sequence[TrainerCallback]], Any]  # receives extra Trainer callbacks
     fingerprint: str = ""
+    all_processes: bool = True  # False: file-only work done by the main process alone
 
 
 @dataclass
@@ -83,9 +85,14 @@ class Manifest:
         return self.data["stages"].get(name, {})
 
     def update(self, name: str, **fields: Any) -> None:
-        """Merge fields into a stage record and persist the manifest."""
+        """Merge fields into a stage record and persist it (main process only)."""
         self.data["stages"].setdefault(name, {}).update(fields)
-        atomic_write_json(self.path, self.data)
+        self.save()
+
+    def save(self) -> None:
+        """Write the manifest atomically from the main process."""
+        if process_state().is_main_process:
+            atomic_write_json(self.path, self.data)
 
 
 def _model_settings(config: WMSSConfig) -> dict[str, Any]:
@@ -173,6 +180,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 [prefix + "entropy_weak", prefix + "entropy_strong"],
                 cur_dir / CURRICULUM_FILE,
                 lambda cb, e=(ent_w, ent_s), d=cur_dir: run_curriculum(config, e[0], e[1], d),
+                all_processes=False,
             ),
             Stage(
                 prefix + "joint",
@@ -191,6 +199,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 [prefix + "joint"],
                 rd / "model",
                 lambda cb, j=joint_dir, d=rd / "model": run_extract(j, d, "strong"),
+                all_processes=False,
             ),
         ]
         if config.pipeline.extract_weak:
@@ -202,6 +211,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     [prefix + "joint"],
                     rd / "weak_model",
                     lambda cb, j=joint_dir, d=rd / "weak_model": run_extract(j, d, "weak"),
+                    all_processes=False,
                 )
             )
         if config.pipeline.sft_baseline:
@@ -246,7 +256,8 @@ def run_pipeline(
     require(config, "model.base", "data.train")
     run_dir = Path(run_dir or config.pipeline.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
+    if process_state().is_main_process:
+        config.save(run_dir / "config.yaml")
     manifest = Manifest(run_dir / MANIFEST)
     stages, models = build_stages(config, run_dir)
     fingerprints: dict[str, str] = {}
@@ -277,7 +288,7 @@ def run_pipeline(
         "sft_model": str(result.sft_model),
         "sft_continued_model": str(result.sft_continued_model) if result.sft_continued_model else None,
     }
-    atomic_write_json(manifest.path, manifest.data)
+    manifest.save()
     return result
 
 
@@ -300,8 +311,11 @@ def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallba
         started=started,
     )
     logger.info("stage %s: running", stage.name)
+    state = process_state()
     try:
-        stage.action(callbacks)
+        if stage.all_processes or state.is_main_process:
+            stage.action(callbacks)
+        state.wait_for_everyone()
     except BaseException as exc:
         manifest.update(
             stage.name, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time()

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 from wmss.config import WMSSConfig
 from wmss.data import TrainingData, build_dataset
 from wmss.errors import ConfigError
 from wmss.io import atomic_directory, atomic_write_json
+from wmss.training import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,19 @@ def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, d
     return dest
 
 
+def save_trained_model(trainer: Trainer, dest: Path) -> Path:
+    """Save a trainer's model to `dest` atomically; collective under ZeRO-3/FSDP, written by the main process."""
+    partial = dest.with_name(dest.name + ".partial")
+    trainer.save_model(str(partial))
+    if trainer.is_world_process_zero():
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(partial, dest)
+        logger.info("wrote model to %s", dest)
+    trainer.accelerator.wait_for_everyone()
+    return dest
+
+
 def load_training_data(config: WMSSConfig, tokenizer: PreTrainedTokenizerBase) -> TrainingData:
     """Load and tokenise the configured training data."""
     if not config.data.train:
@@ -66,9 +82,10 @@ def load_training_data(config: WMSSConfig, tokenizer: PreTrainedTokenizerBase) -
 
 
 def write_summary(layout: StageLayout, started: float, **fields: Any) -> dict[str, Any]:
-    """Write the stage summary JSON (with wall time) and return it."""
+    """Write the stage summary JSON (with wall time, main process only) and return it."""
     summary = {"duration_s": round(time.time() - started, 3), **fields}
-    atomic_write_json(layout.summary, summary)
+    if process_state().is_main_process:
+        atomic_write_json(layout.summary, summary)
     return summary
 
 

@@ -16,11 +16,16 @@ from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, require
 from wmss.data import TrainingData, make_collator
 from wmss.errors import ConfigError, DataError
-from wmss.io import atomic_directory
 from wmss.joint_model import JointModel
 from wmss.joint_trainer import JointTrainer
 from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
-from wmss.phases.common import StageLayout, completion_tokens, load_training_data, write_summary
+from wmss.phases.common import (
+    StageLayout,
+    completion_tokens,
+    load_training_data,
+    save_trained_model,
+    write_summary,
+)
 from wmss.phases.curriculum import read_curriculum
 from wmss.training import JsonlMetricsCallback, make_training_arguments, resume_checkpoint
 
@@ -82,8 +87,7 @@ def run_joint(
         callbacks=[JsonlMetricsCallback(layout.metrics), *callbacks],
     )
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(layout.checkpoints))
-    with atomic_directory(final_dir(output_dir)) as tmp:
-        trainer.save_model(str(tmp))
+    save_trained_model(trainer, final_dir(output_dir))
     write_summary(
         layout,
         started,

@@ -21,7 +21,7 @@ from wmss.phases.common import (
     StageLayout,
     completion_tokens,
     load_training_data,
-    save_model_dir,
+    save_trained_model,
     write_summary,
 )
 from wmss.training import JsonlMetricsCallback, resume_checkpoint, training_kwargs
@@ -64,7 +64,7 @@ def run_sft(
         callbacks=[JsonlMetricsCallback(layout.metrics), *callbacks],
     )
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(layout.checkpoints))
-    save_model_dir(trainer.model, tokenizer, layout.model)
+    save_trained_model(trainer, layout.model)
     write_summary(
         layout,
         started,
