@@ -1,0 +1,297 @@
+"""Text generation backends for evaluation: Hugging Face `generate`, vLLM, and a scripted fake for tests.
+
+Paper settings: greedy decoding (temperature 0, one sample) for accuracy, or temperature 0.5 / top-p 0.95
+with n samples for mean@n / pass@n. Both real backends stop on EOS and on the chat templates' end-of-turn
+special tokens, and report `finished=False` when a generation hit max_new_tokens instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from wmss.errors import ConfigError, ModelError, WMSSError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+# End-of-turn tokens of common chat templates; used as extra stop tokens only when the tokenizer has them as
+# added tokens, so ordinary text can never stop a generation.
+EOS_LIKE_TOKENS = (
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "<end_of_turn>",
+)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class Generation:
+    """One generated continuation; finished is False when it was cut at max_new_tokens."""
+
+    text: str
+    finished: bool
+    n_tokens: int
+
+
+@runtime_checkable
+class GenerationBackend(Protocol):
+    """Anything that turns prompts into n generations each, in prompt order."""
+
+    def generate(self, prompts: list[str], n: int = 1) -> list[list[Generation]]:
+        """Return n generations for every prompt, in the order of `prompts`."""
+        ...
+
+
+def stop_token_ids(tokenizer: Any, extra: int | list[int] | None = None) -> list[int]:
+    """EOS plus the tokenizer's end-of-turn special tokens (and `extra`, e.g. the model's configured EOS ids)."""
+    ids: list[int] = []
+    candidates = [tokenizer.eos_token_id, *(extra if isinstance(extra, list) else [extra])]
+    added = tokenizer.get_added_vocab()
+    candidates += [added[token] for token in EOS_LIKE_TOKENS if token in added]
+    for token_id in candidates:
+        if token_id is not None and token_id not in ids:
+            ids.append(token_id)
+    if not ids:
+        raise ModelError("the tokenizer has no EOS token, so generations could never stop; set eos_token")
+    return ids
+
+
+def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
+    """Token ids of a prompt, adding BOS only when the (chat-template) text does not already start with it."""
+    bos = getattr(tokenizer, "bos_token", None)
+    add_special = not (bos and prompt.startswith(bos))
+    return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+
+
+def _check_sampling(temperature: float, top_p: float, max_new_tokens: int) -> None:
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+
+
+def _check_n(n: int, temperature: float) -> None:
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    if n > 1 and temperature == 0:
+        raise ConfigError("several samples per prompt need temperature > 0 (greedy decoding repeats itself)")
+
+
+class HFBackend:
+    """Batched `model.generate` on CPU or CUDA with left padding; accepts a path or an already-loaded model."""
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        tokenizer: Any = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 1024,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        device: str | None = None,
+        dtype: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _check_sampling(temperature, top_p, max_new_tokens)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if isinstance(model, str):
+            torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+            try:
+                tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model)
+                model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype)
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"cannot load model {model}: {exc}") from exc
+            device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        elif tokenizer is None:
+            raise ConfigError("HFBackend needs the tokenizer when given an already-loaded model")
+        if device is not None:
+            model = model.to(device)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.seed = seed
+        self.stop_ids = stop_token_ids(tokenizer, model.generation_config.eos_token_id)
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.stop_ids[0]
+
+    def _generation_config(self, n: int) -> Any:
+        from transformers import GenerationConfig
+
+        sampling: dict[str, Any] = {"do_sample": False}
+        if self.temperature > 0:
+            # Explicit neutral values: unset fields would be filled from the checkpoint's generation_config
+            # (e.g. Qwen's top_k=20, repetition_penalty=1.05), silently departing from the paper's settings.
+            sampling = {
+                "do_sample": True,
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "top_k": 0,
+                "min_p": 0.0,
+                "typical_p": 1.0,
+            }
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            num_return_sequences=n,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.pad_id,
+            repetition_penalty=1.0,
+            **sampling,
+        )
+
+    def _generate_batch(self, batch: list[list[int]], n: int) -> list[list[Generation]]:
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        device = self.model.device
+        input_ids = torch.tensor([[self.pad_id] * (width - len(ids)) + ids for ids in batch], device=device)
+        attention_mask = torch.tensor(
+            [[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device
+        )
+        output = self.model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(n)
+        )
+        new_tokens = output[:, width:].tolist()
+        # generate returns the n samples of a prompt next to each other.
+        return [
+            [self._to_generation(tokens) for tokens in new_tokens[i * n : (i + 1) * n]]
+            for i in range(len(batch))
+        ]
+
+    def _to_generation(self, tokens: list[int]) -> Generation:
+        stop = next((index for index, token in enumerate(tokens) if token in self.stop_ids), None)
+        kept = tokens if stop is None else tokens[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Generation(
+            text=text, finished=stop is not None, n_tokens=len(tokens) if stop is None else stop + 1
+        )
+
+    def generate(self, prompts: list[str], n: int = 1) -> list[list[Generation]]:
+        """Generate n continuations per prompt, batching prompts of similar length together."""
+        import torch
+        from tqdm.auto import tqdm
+
+        _check_n(n, self.temperature)
+        encoded = [encode_prompt(self.tokenizer, prompt) for prompt in prompts]
+        # Longest first: similar lengths waste less padding, and an out-of-memory error shows up at once.
+        order = sorted(range(len(prompts)), key=lambda index: -len(encoded[index]))
+        results: list[list[Generation]] = [[] for _ in prompts]
+        was_training = self.model.training
+        self.model.eval()
+        torch.manual_seed(self.seed)
+        try:
+            with torch.inference_mode(), tqdm(total=len(prompts), desc="generate", unit="prompt") as progress:
+                for start in range(0, len(order), self.batch_size):
+                    indices = order[start : start + self.batch_size]
+                    batch_results = self._generate_batch([encoded[index] for index in indices], n)
+                    for index, generations in zip(indices, batch_results, strict=True):
+                        results[index] = generations
+                    progress.update(len(indices))
+        finally:
+            self.model.train(was_training)
+        return results
+
+
+class VLLMBackend:
+    """vLLM offline inference (imported only when constructed); same stopping rule as HFBackend."""
+
+    def __init__(
+        self,
+        model: str,
+        max_new_tokens: int = 1024,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+    ) -> None:
+        _check_sampling(temperature, top_p, max_new_tokens)
+        try:
+            import vllm
+        except ImportError as exc:
+            raise WMSSError(
+                "the vllm backend needs vLLM: pip install vllm (or pip install 'wmss[vllm]')"
+            ) from exc
+        self._vllm = vllm
+        self.llm = vllm.LLM(
+            model=model,
+            dtype=dtype,
+            seed=seed,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.stop_ids = stop_token_ids(self.tokenizer)
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def generate(self, prompts: list[str], n: int = 1) -> list[list[Generation]]:
+        """Generate n continuations per prompt with one vLLM call."""
+        _check_n(n, self.temperature)
+        params = self._vllm.SamplingParams(
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=-1,
+            repetition_penalty=1.0,
+            max_tokens=self.max_new_tokens,
+            stop_token_ids=self.stop_ids,
+            skip_special_tokens=True,
+        )
+        # Pre-tokenised so BOS handling matches HFBackend exactly.
+        requests = [{"prompt_token_ids": encode_prompt(self.tokenizer, prompt)} for prompt in prompts]
+        outputs = self.llm.generate(requests, params)
+        return [
+            [
+                Generation(c.text, finished=c.finish_reason == "stop", n_tokens=len(c.token_ids))
+                for c in out.outputs
+            ]
+            for out in outputs
+        ]
+
+
+class FakeBackend:
+    """Scripted responses for tests: a function of the prompt, a prompt -> text dict, or a list used in order."""
+
+    def __init__(self, responses: Callable[[str], str] | dict[str, str] | list[str]) -> None:
+        self.responses = responses
+        self.prompts: list[str] = []
+        self._next = 0
+
+    def _respond(self, prompt: str) -> str:
+        if callable(self.responses):
+            return self.responses(prompt)
+        if isinstance(self.responses, dict):
+            return self.responses[prompt]
+        text = self.responses[self._next]
+        self._next += 1
+        return text
+
+    def generate(self, prompts: list[str], n: int = 1) -> list[list[Generation]]:
+        """Return the scripted text n times per prompt, all marked finished."""
+        self.prompts.extend(prompts)
+        return [
+            [
+                Generation(text, finished=True, n_tokens=len(text.split()))
+                for text in (self._respond(p) for _ in range(n))
+            ]
+            for p in prompts
+        ]

@@ -1,0 +1,276 @@
+"""Evaluation loop: prompts -> backend generations -> grades -> summaries; or grading of saved responses.
+
+Grading runs in the calling (main) thread because math-verify times out through SIGALRM. Code benchmarks
+execute model-written programs, so they require an explicit opt-in before anything is generated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from wmss.errors import DataError, WMSSError
+from wmss.eval.answers import is_truncated
+from wmss.eval.backends import Generation, GenerationBackend
+from wmss.eval.code import build_humaneval_program, build_mbpp_program, extract_code
+from wmss.eval.datasets import BENCHMARKS, load_benchmark
+from wmss.eval.grading import grade, grade_answer_authors
+from wmss.eval.prompting import build_prompt, format_question
+from wmss.eval.records import KINDS, BenchmarkRecord
+from wmss.eval.results import EvalResult, SampleResult, summarize
+from wmss.eval.sandbox import check_program, require_code_execution_opt_in
+from wmss.prompts import REASONING_SYSTEM_PROMPT
+
+logger = logging.getLogger(__name__)
+
+RESPONSES_FORMAT = "responses"
+
+
+def grade_output(
+    record: BenchmarkRecord,
+    output: str,
+    finished: bool | None = None,
+    authors_compat: bool = False,
+    code_timeout_s: float = 10.0,
+) -> tuple[bool, str | None, bool]:
+    """(correct, extracted answer or code, truncated) for one output; code records run their tests."""
+    if record.kind == "code":
+        code = extract_code(output)
+        meta = record.metadata
+        if "entry_point" in meta:
+            program = build_humaneval_program(meta["prompt"], code, meta["test"], meta["entry_point"])
+        else:
+            program = build_mbpp_program(code, meta["test_list"], meta.get("test_setup_code") or "")
+        return check_program(program, timeout_s=code_timeout_s), code, is_truncated(output, finished)
+    verdict = grade(output, record.gold, record.kind, record.choices, finished)
+    correct = grade_answer_authors(output, record.gold) if authors_compat else verdict.correct
+    return correct, verdict.extracted, verdict.truncated
+
+
+def _load(
+    benchmarks: list[str] | dict[str, list[BenchmarkRecord]], data_dir: str | Path | None, limit: int | None
+) -> dict[str, list[BenchmarkRecord]]:
+    if isinstance(benchmarks, dict):
+        loaded = {name: records[:limit] if limit else records for name, records in benchmarks.items()}
+    else:
+        loaded = {name: load_benchmark(name, data_dir, limit) for name in dict.fromkeys(benchmarks)}
+    if not loaded or not all(loaded.values()):
+        raise WMSSError("nothing to evaluate: give at least one benchmark with records")
+    return loaded
+
+
+def _require_opt_in_if_code(records: list[BenchmarkRecord], allow_code_execution: bool) -> None:
+    if any(record.kind == "code" for record in records):
+        require_code_execution_opt_in(allow_code_execution)
+
+
+def _grade_generations(
+    name: str,
+    model_name: str,
+    records: list[BenchmarkRecord],
+    generations: list[list[Generation]],
+    authors_compat: bool,
+    code_timeout_s: float,
+) -> list[SampleResult]:
+    samples = []
+    for record, record_generations in tqdm(
+        list(zip(records, generations, strict=True)), desc=f"grade {name}", unit="record"
+    ):
+        for index, generation in enumerate(record_generations):
+            correct, extracted, truncated = grade_output(
+                record, generation.text, generation.finished, authors_compat, code_timeout_s
+            )
+            samples.append(
+                SampleResult(
+                    prompt_id=record.id,
+                    benchmark=name,
+                    model=model_name,
+                    sample=index,
+                    output=generation.text,
+                    extracted=extracted,
+                    gold=record.gold,
+                    correct=correct,
+                    truncated=truncated,
+                    n_tokens=generation.n_tokens,
+                )
+            )
+    return samples
+
+
+def _log_summaries(result: EvalResult) -> None:
+    for s in result.summaries:
+        logger.info(
+            "%s on %s: accuracy %.1f%% over %d records x %d samples (truncated %.1f%%)",
+            s.model,
+            s.benchmark,
+            100 * s.accuracy,
+            s.n_records,
+            s.n_samples,
+            100 * s.truncation_rate,
+        )
+
+
+def evaluate(
+    backend: GenerationBackend,
+    benchmarks: list[str] | dict[str, list[BenchmarkRecord]],
+    *,
+    model_name: str,
+    tokenizer: Any,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    system_prompt: str | None = REASONING_SYSTEM_PROMPT,
+    n_samples: int = 1,
+    allow_code_execution: bool = False,
+    authors_compat: bool = False,
+    code_timeout_s: float = 10.0,
+) -> EvalResult:
+    """Generate and grade one model on benchmarks (names or loaded records); tokenizer=None means plain prompts."""
+    loaded = _load(benchmarks, data_dir, limit)
+    _require_opt_in_if_code(
+        [record for records in loaded.values() for record in records], allow_code_execution
+    )
+    samples: list[SampleResult] = []
+    formats: set[str] = set()
+    for name, records in loaded.items():
+        built = [build_prompt(tokenizer, format_question(record), system_prompt) for record in records]
+        formats.update(fmt for _, fmt in built)
+        logger.info("%s: generating %d x %d samples with %s", name, len(records), n_samples, model_name)
+        generations = backend.generate([prompt for prompt, _ in built], n=n_samples)
+        samples += _grade_generations(name, model_name, records, generations, authors_compat, code_timeout_s)
+    prompt_format = "+".join(sorted(formats))
+    settings = {
+        "benchmarks": list(loaded),
+        "data_dir": None if data_dir is None else str(data_dir),
+        "limit": limit,
+        "system_prompt": system_prompt,
+        "n_samples": n_samples,
+        "authors_compat": authors_compat,
+        "prompt_format": prompt_format,
+    }
+    result = EvalResult(samples, summarize(samples, loaded, prompt_format), settings)
+    _log_summaries(result)
+    return result
+
+
+def _read_responses(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read responses file {path}: {exc}") from exc
+    rows = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {lineno} is not a JSON object")
+        for key in ("benchmark", "output"):
+            if not isinstance(row.get(key), str):
+                raise DataError(
+                    f"{path}: line {lineno}: missing string field {key!r} (fields: {sorted(row)})"
+                )
+        rows.append((lineno, row))
+    if not rows:
+        raise DataError(f"{path}: no responses")
+    return rows
+
+
+class _RecordLookup:
+    """Finds the record a response refers to: its own gold/kind, or a benchmark record by id or row index."""
+
+    def __init__(self, path: Path, data_dir: str | Path | None) -> None:
+        self.path = path
+        self.data_dir = data_dir
+        self._benchmarks: dict[str, tuple[list[BenchmarkRecord], dict[str, BenchmarkRecord]]] = {}
+
+    def _benchmark(self, name: str) -> tuple[list[BenchmarkRecord], dict[str, BenchmarkRecord]]:
+        if name not in self._benchmarks:
+            records = load_benchmark(name, self.data_dir)
+            self._benchmarks[name] = (records, {record.id: record for record in records})
+        return self._benchmarks[name]
+
+    def find(self, lineno: int, row: dict[str, Any]) -> BenchmarkRecord:
+        where = f"{self.path}: line {lineno}"
+        name = row["benchmark"]
+        if "gold" in row:
+            spec = BENCHMARKS.get(name)
+            kind = row.get("kind") or (spec.kind if spec else None)
+            if kind not in KINDS or kind == "code":
+                raise DataError(
+                    f"{where}: a response carrying its own gold needs kind numeric, latex or choice "
+                    f"(got {kind!r}); code responses must refer to a benchmark record by id or index"
+                )
+            record_id = str(row.get("id", f"{name}/{lineno}"))
+            return BenchmarkRecord(record_id, "", str(row["gold"]), kind, row.get("choices"))
+        records, by_id = self._benchmark(name)
+        if "id" in row:
+            record = by_id.get(str(row["id"]))
+            if record is None:
+                raise DataError(f"{where}: benchmark {name} has no record with id {row['id']!r}")
+            return record
+        index = row.get("index")
+        if not isinstance(index, int) or not 0 <= index < len(records):
+            raise DataError(
+                f"{where}: needs an 'id', an 'index' in [0, {len(records)}) or a 'gold' (got {index!r})"
+            )
+        return records[index]
+
+
+def grade_responses(
+    responses_path: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    model_name: str | None = None,
+    allow_code_execution: bool = False,
+    authors_compat: bool = False,
+    code_timeout_s: float = 10.0,
+) -> EvalResult:
+    """Grade a JSONL of saved outputs (benchmark, id|index|gold+kind, output, optional model) without a model."""
+    path = Path(responses_path)
+    rows = _read_responses(path)
+    lookup = _RecordLookup(path, data_dir)
+    matched = [(row, lookup.find(lineno, row)) for lineno, row in rows]
+    _require_opt_in_if_code([record for _, record in matched], allow_code_execution)
+    default_model = model_name or path.stem
+    seen: dict[tuple[str, str, str], int] = defaultdict(int)
+    samples: list[SampleResult] = []
+    by_benchmark: dict[str, list[BenchmarkRecord]] = {}
+    for row, record in tqdm(matched, desc="grade responses", unit="response"):
+        model = str(row.get("model") or default_model)
+        key = (model, row["benchmark"], record.id)
+        sample_index = row.get("sample", seen[key])
+        seen[key] += 1
+        correct, extracted, truncated = grade_output(
+            record, row["output"], row.get("finished"), authors_compat, code_timeout_s
+        )
+        samples.append(
+            SampleResult(
+                prompt_id=record.id,
+                benchmark=row["benchmark"],
+                model=model,
+                sample=sample_index,
+                output=row["output"],
+                extracted=extracted,
+                gold=record.gold,
+                correct=correct,
+                truncated=truncated,
+                n_tokens=row.get("n_tokens"),
+            )
+        )
+        by_benchmark.setdefault(row["benchmark"], []).append(record)
+    settings = {
+        "responses": str(path),
+        "data_dir": None if data_dir is None else str(data_dir),
+        "authors_compat": authors_compat,
+    }
+    result = EvalResult(samples, summarize(samples, by_benchmark, RESPONSES_FORMAT), settings)
+    _log_summaries(result)
+    return result
