@@ -32,9 +32,15 @@ def test_every_command_has_help(command, capsys):
     [
         (["sft", "--output", "x", "--set", "wmss.lam=3"], "'wmss.lam' must be in [0, 1]"),
         (["sft", "--output", "x"], "'model.base' is required"),
-        (["sft", "--model", "m", "--data", "missing.jsonl", "--output", "x"], "path does not exist: missing.jsonl"),
+        (
+            ["sft", "--model", "m", "--data", "missing.jsonl", "--output", "x"],
+            "path does not exist: missing.jsonl",
+        ),
         (["sft", "--output", "x", "--config", "nope.yaml"], "config file not found: nope.yaml"),
-        (["curriculum", "--weak", "a.json", "--strong", "b.json", "--output", "c"], "entropy file not found: a.json"),
+        (
+            ["curriculum", "--weak", "a.json", "--strong", "b.json", "--output", "c"],
+            "entropy file not found: a.json",
+        ),
     ],
 )
 def test_user_mistakes_print_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -48,7 +54,9 @@ def test_user_mistakes_print_one_clear_line(argv, message, capsys, tmp_path, mon
 def test_bad_data_record_names_file_line_and_field(tmp_path, tiny_model_dir, capsys):
     data = tmp_path / "train.jsonl"
     data.write_text('{"prompt": "1+1?", "completion": "2"}\n{"prompt": "2+2?", "completion": ""}\n')
-    code = main(["entropy", "--model", str(tiny_model_dir), "--data", str(data), "--output", str(tmp_path / "e.json")])
+    code = main(
+        ["entropy", "--model", str(tiny_model_dir), "--data", str(data), "--output", str(tmp_path / "e.json")]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "train.jsonl line 2" in err and "completion" in err

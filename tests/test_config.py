@@ -11,13 +11,22 @@ from wmss.errors import ConfigError
 def test_paper_defaults():
     config = WMSSConfig()
     w = config.wmss
-    assert (w.alpha, w.beta, w.gamma, w.lam, w.sample_multiplier, w.weak_trainable) == (0.1, 0.8, 0.1, 0.5, 1.0, True)
+    assert (w.alpha, w.beta, w.gamma, w.lam, w.sample_multiplier, w.weak_trainable) == (
+        0.1,
+        0.8,
+        0.1,
+        0.5,
+        1.0,
+        True,
+    )
     assert config.sft.learning_rate == config.joint.learning_rate == 1e-5
 
 
 def test_yaml_then_overrides_then_values(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("wmss:\n  lam: 0.7\n  alpha: 0.2\njoint:\n  learning_rate: 1e-5\n  report_to: [tensorboard]\n")
+    path.write_text(
+        "wmss:\n  lam: 0.7\n  alpha: 0.2\njoint:\n  learning_rate: 1e-5\n  report_to: [tensorboard]\n"
+    )
     config = load_config(path, ["wmss.lam=0.4"], {"data.system_prompt": "reasoning"})
     assert config.wmss.lam == 0.4 and config.wmss.alpha == 0.2
     assert config.joint.learning_rate == 1e-5 and config.joint.report_to == ["tensorboard"]
@@ -57,7 +66,9 @@ def test_invalid_settings_name_the_key(overrides, message):
 
 
 def test_hub_ids_are_accepted_without_network():
-    config = load_config(None, ["model.base=Qwen/Qwen3-4B-Base", "data.train=a-m-team/AM-DeepSeek-R1-Distilled-1.4M"])
+    config = load_config(
+        None, ["model.base=Qwen/Qwen3-4B-Base", "data.train=a-m-team/AM-DeepSeek-R1-Distilled-1.4M"]
+    )
     assert config.model.base == "Qwen/Qwen3-4B-Base"
 
 

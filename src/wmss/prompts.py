@@ -19,3 +19,13 @@ def resolve_system_prompt(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     return NAMED_SYSTEM_PROMPTS.get(value, value)
+
+
+_PLAIN_ROLES = {"user": "User", "assistant": "Assistant"}
+
+
+def plain_prompt(messages: list[dict[str, str]], system: str | None) -> str:
+    """The documented prompt format for tokenizers without a chat template (training and evaluation alike)."""
+    prefix = f"{system}\n\n" if system else ""
+    turns = "".join(f"{_PLAIN_ROLES[m['role']]}: {m['content']}\n" for m in messages)
+    return f"{prefix}{turns}Assistant: "

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from tests.helpers import make_tiny_tokenizer
-from wmss.eval.prompting import build_prompt, format_question, plain_prompt
+from wmss.eval.prompting import build_prompt, format_question
 from wmss.eval.records import BenchmarkRecord
-from wmss.prompts import REASONING_SYSTEM_PROMPT
+from wmss.prompts import REASONING_SYSTEM_PROMPT, plain_prompt
 
 THINKING_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -43,7 +43,7 @@ def test_plain_format_matches_training_side_format() -> None:
     text, name = build_prompt(tokenizer, "What is 2+3?")
     assert name == "plain"
     assert text == f"{REASONING_SYSTEM_PROMPT}\n\nUser: What is 2+3?\nAssistant: "
-    assert plain_prompt("q", "S") == "S\n\nUser: q\nAssistant: "
+    assert plain_prompt([{"role": "user", "content": "q"}], "S") == "S\n\nUser: q\nAssistant: "
     assert build_prompt(None, "q", "S") == ("S\n\nUser: q\nAssistant: ", "plain")
 
 

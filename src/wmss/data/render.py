@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from wmss.prompts import resolve_system_prompt
+from wmss.prompts import plain_prompt, resolve_system_prompt
 
 IM_END = "<|im_end|>"
-_PLAIN_ROLES = {"user": "User", "assistant": "Assistant"}
 
 
 def has_chat_template(tokenizer: Any) -> bool:
@@ -55,6 +54,4 @@ def render_example(record: dict[str, Any], tokenizer: Any, system_prompt: str | 
     if has_chat_template(tokenizer):
         messages = [{"role": "system", "content": system}] if system else []
         return _render_chat(tokenizer, [*messages, *record["prompt_messages"]], record["completion"])
-    lines = [f"{_PLAIN_ROLES[m['role']]}: {m['content']}\n" for m in record["prompt_messages"]]
-    prefix = f"{system}\n\n" if system else ""
-    return f"{prefix}{''.join(lines)}Assistant: ", record["completion"] + (tokenizer.eos_token or "")
+    return plain_prompt(record["prompt_messages"], system), record["completion"] + (tokenizer.eos_token or "")

@@ -18,16 +18,10 @@ from typing import Any
 from jinja2 import TemplateError
 
 from wmss.eval.records import BenchmarkRecord
-from wmss.prompts import REASONING_SYSTEM_PROMPT
+from wmss.prompts import REASONING_SYSTEM_PROMPT, plain_prompt
 
 CHAT_TEMPLATE = "chat_template"
 PLAIN = "plain"
-
-
-def plain_prompt(question: str, system_prompt: str | None) -> str:
-    """The plain prompt format shared with training, for tokenizers without a chat template."""
-    prefix = f"{system_prompt}\n\n" if system_prompt else ""
-    return f"{prefix}User: {question}\nAssistant: "
 
 
 def format_question(record: BenchmarkRecord) -> str:
@@ -57,7 +51,7 @@ def build_prompt(
     """Return (prompt_text, format_name) for one question; format_name is "chat_template" or "plain"."""
     source = _template_source(tokenizer)
     if source is None:
-        return plain_prompt(question, system_prompt), PLAIN
+        return plain_prompt([{"role": "user", "content": question}], system_prompt), PLAIN
     kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
     # Only thinking-aware templates (Qwen3 style) get the switch; every other template renders its default.
     if enable_thinking is not None and "enable_thinking" in source:
