@@ -210,11 +210,11 @@ def test_responses_errors_name_file_and_line(data_dir: Path, tmp_path: Path) -> 
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"benchmark": "gsm8k", "id": "gsm8k/99", "output": "1"}) + "\n")
     with pytest.raises(
-        WMSSError, match=re.escape(f"{path}: line 1: benchmark gsm8k has no record with id 'gsm8k/99'")
+        WMSSError, match=re.escape(f"{path} line 1: benchmark gsm8k has no record with id 'gsm8k/99'")
     ):
         grade_responses(path, data_dir)
     path.write_text(json.dumps({"benchmark": "gsm8k", "output": "1"}) + "\n")
-    with pytest.raises(WMSSError, match=re.escape(f"{path}: line 1: needs an 'id', an 'index'")):
+    with pytest.raises(WMSSError, match=re.escape(f"{path} line 1: needs an 'id', an 'index'")):
         grade_responses(path, data_dir)
 
 

@@ -19,7 +19,6 @@ array file, the row index in a dataset. Blank lines are skipped but still count 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import datasets
 
 from wmss.config import DataConfig
 from wmss.errors import ConfigError, DataError
+from wmss.io import JsonRow, iter_json_rows
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,6 @@ class DataStats:
         return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True)
-class _Raw:
-    position: int  # the idx a record gets when it has none of its own
-    where: str  # "train.jsonl line 7", used in messages
-    source: str  # "train.jsonl:7", kept on the record
-    value: Any = None
-    problem: str | None = None  # set when the record could not even be parsed
-
-
 class _BadRecord(Exception):
     pass
 
@@ -74,48 +65,9 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _iter_json_file(path: Path, label: str) -> Iterator[_Raw]:
-    with path.open("rb") as fh:
-        is_array = fh.read(1 << 16).removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"["
-    if is_array:
-        try:
-            items = json.loads(path.read_text(encoding="utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{label}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{label} line {exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
-            ) from None
-        if not isinstance(items, list):
-            raise DataError(f"{label}: expected a JSON array of records or one JSON object per line")
-        for i, item in enumerate(items):
-            yield _Raw(i, f"{label} item {i}", f"{label}[{i}]", item)
-        return
-    with path.open("rb") as fh:
-        for lineno, raw_line in enumerate(fh, start=1):
-            where, source = f"{label} line {lineno}", f"{label}:{lineno}"
-            try:
-                line = raw_line.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                yield _Raw(
-                    lineno - 1, where, source, problem=f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                )
-                continue
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield _Raw(
-                    lineno - 1, where, source, problem=f"invalid JSON ({exc.msg} at column {exc.colno})"
-                )
-                continue
-            yield _Raw(lineno - 1, where, source, value)
-
-
-def _iter_rows(dataset: Iterable[dict[str, Any]], label: str) -> Iterator[_Raw]:
+def _iter_rows(dataset: Iterable[dict[str, Any]], label: str) -> Iterator[JsonRow]:
     for i, row in enumerate(dataset):
-        yield _Raw(i, f"{label} row {i}", f"{label}[{i}]", row)
+        yield JsonRow(i, f"{label} row {i}", f"{label}[{i}]", row)
 
 
 def _pick_split(loaded: Any, label: str, split: str) -> datasets.Dataset:
@@ -126,7 +78,7 @@ def _pick_split(loaded: Any, label: str, split: str) -> datasets.Dataset:
     return loaded
 
 
-def _open_source(cfg: DataConfig) -> Iterator[_Raw]:
+def _open_source(cfg: DataConfig) -> Iterator[JsonRow]:
     if not cfg.train:
         raise DataError(
             "no training data: set 'data.train' to a JSONL/JSON file or a Hugging Face dataset name"
@@ -136,7 +88,7 @@ def _open_source(cfg: DataConfig) -> Iterator[_Raw]:
     if path.is_file():
         builder = _BUILDERS.get(path.suffix.lower())
         if builder is None:
-            return _iter_json_file(path, label)
+            return iter_json_rows(path, label)
         try:
             return _iter_rows(datasets.load_dataset(builder, data_files=str(path), split="train"), label)
         except Exception as exc:
@@ -208,7 +160,7 @@ def _parse_chat(value: dict[str, Any], key: str) -> tuple[str | None, list[dict[
     return (messages[0]["content"] if has_system else None), prompt, last["content"]
 
 
-def _normalise(raw: _Raw, cfg: DataConfig) -> dict[str, Any]:
+def _normalise(raw: JsonRow, cfg: DataConfig) -> dict[str, Any]:
     value = raw.value
     if not isinstance(value, dict):
         raise _BadRecord(f"expected a JSON object, got {_kind(value)}")

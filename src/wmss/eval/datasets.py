@@ -17,8 +17,6 @@ build the test program in ``metadata``.
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from typing import Any
 from wmss.errors import DataError, WMSSError
 from wmss.eval.answers import last_boxed
 from wmss.eval.records import KINDS, BenchmarkRecord
+from wmss.io import iter_json_rows
 
 logger = logging.getLogger(__name__)
 
@@ -86,36 +85,6 @@ def _packaged_humaneval() -> Path | None:
     except ModuleNotFoundError:
         return None
     return path if path.is_file() else None
-
-
-def _read_rows(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
-    """Yield (row, where) from a JSON array or JSON-lines file (optionally gzipped); `where` locates the row."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-        located = [(row, f"row {index}") for index, row in enumerate(rows)]
-    else:
-        located = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from exc
-            located.append((row, f"row {len(located)} (line {lineno})"))
-    for row, where in located:
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: {where} is a {type(row).__name__}, expected a JSON object")
-        yield row, where
 
 
 def _text(value: Any) -> str:
@@ -180,21 +149,22 @@ def _infer_kind(gold: str) -> str:
 def _to_records(
     rows: Iterator[tuple[dict[str, Any], str]], source: str, name: str, kind: str | None
 ) -> list[BenchmarkRecord]:
+    """Parse (row, where) pairs into records; `where` locates the row, file or hub copy included."""
     records: list[BenchmarkRecord] = []
     seen: set[str] = set()
     for index, (row, where) in enumerate(rows):
         parsed = _parse_row(row)
         if parsed is None:
             raise DataError(
-                f"{source}: {where}: unrecognised record layout with fields {sorted(row)}; expected "
+                f"{where}: unrecognised record layout with fields {sorted(row)}; expected "
                 "instruction+answer, question+answer, problem+answer/solution, question+options+correct, "
                 "HumanEval (task_id, prompt, test, entry_point) or MBPP (text/prompt, test_list)"
             )
         if not parsed.gold:
-            raise DataError(f"{source}: {where}: empty gold answer (fields {sorted(row)})")
+            raise DataError(f"{where}: empty gold answer (fields {sorted(row)})")
         record_id = _text(row.get("id", row.get("task_id"))) or f"{name}/{index}"
         if record_id in seen:
-            raise DataError(f"{source}: {where}: duplicate record id {record_id!r}")
+            raise DataError(f"{where}: duplicate record id {record_id!r}")
         seen.add(record_id)
         record_kind = kind or parsed.kind or _infer_kind(parsed.gold)
         metadata = {**(parsed.metadata or {}), "row": index, "source": source}
@@ -223,7 +193,8 @@ def load_records_file(
         # `<dir>/gsm8k/test.json` names the benchmark by its folder, `<dir>/gsm8k.jsonl` by its stem.
         name = path.parent.name if path.stem.split(".")[0] == "test" else path.stem.split(".")[0]
     spec = BENCHMARKS.get(name)
-    return _to_records(_read_rows(path), str(path), name, kind or (spec.kind if spec else None))
+    rows = ((row.as_object(), row.where) for row in iter_json_rows(path))
+    return _to_records(rows, str(path), name, kind or (spec.kind if spec else None))
 
 
 def _load_from_hub(name: str, spec: BenchmarkSpec, data_dir: Path | None) -> list[BenchmarkRecord]:
@@ -237,7 +208,7 @@ def _load_from_hub(name: str, spec: BenchmarkSpec, data_dir: Path | None) -> lis
         import datasets
 
         rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
-        located = ((dict(row), f"row {index}") for index, row in enumerate(rows))
+        located = ((dict(row), f"hub:{spec.hub_id} row {index}") for index, row in enumerate(rows))
         return _to_records(located, f"hub:{spec.hub_id}", name, spec.kind)
     except DataError:
         raise

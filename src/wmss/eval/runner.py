@@ -6,7 +6,6 @@ execute model-written programs, so they require an explicit opt-in before anythi
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +23,7 @@ from wmss.eval.prompting import build_prompt, format_question
 from wmss.eval.records import KINDS, BenchmarkRecord
 from wmss.eval.results import EvalResult, SampleResult, summarize
 from wmss.eval.sandbox import check_program, require_code_execution_opt_in
+from wmss.io import JsonRow, iter_json_rows
 from wmss.prompts import REASONING_SYSTEM_PROMPT
 
 logger = logging.getLogger(__name__)
@@ -157,37 +157,19 @@ def evaluate(
     return result
 
 
-def _read_responses(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"cannot read responses file {path}: {exc}") from exc
-    rows = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {lineno} is not a JSON object")
-        for key in ("benchmark", "output"):
-            if not isinstance(row.get(key), str):
-                raise DataError(
-                    f"{path}: line {lineno}: missing string field {key!r} (fields: {sorted(row)})"
-                )
-        rows.append((lineno, row))
-    if not rows:
-        raise DataError(f"{path}: no responses")
-    return rows
+def _response(row: JsonRow) -> dict[str, Any]:
+    """The response object on one row, with its required string fields checked."""
+    response = row.as_object()
+    for key in ("benchmark", "output"):
+        if not isinstance(response.get(key), str):
+            raise DataError(f"{row.where}: missing string field {key!r} (fields: {sorted(response)})")
+    return response
 
 
 class _RecordLookup:
     """Finds the record a response refers to: its own gold/kind, or a benchmark record by id or row index."""
 
-    def __init__(self, path: Path, data_dir: str | Path | None) -> None:
-        self.path = path
+    def __init__(self, data_dir: str | Path | None) -> None:
         self.data_dir = data_dir
         self._benchmarks: dict[str, tuple[list[BenchmarkRecord], dict[str, BenchmarkRecord]]] = {}
 
@@ -197,8 +179,8 @@ class _RecordLookup:
             self._benchmarks[name] = (records, {record.id: record for record in records})
         return self._benchmarks[name]
 
-    def find(self, lineno: int, row: dict[str, Any]) -> BenchmarkRecord:
-        where = f"{self.path}: line {lineno}"
+    def find(self, located: JsonRow, row: dict[str, Any]) -> BenchmarkRecord:
+        where = located.where
         name = row["benchmark"]
         if "gold" in row:
             spec = BENCHMARKS.get(name)
@@ -208,7 +190,8 @@ class _RecordLookup:
                     f"{where}: a response carrying its own gold needs kind numeric, latex or choice "
                     f"(got {kind!r}); code responses must refer to a benchmark record by id or index"
                 )
-            record_id = str(row.get("id", f"{name}/{lineno}"))
+            # 1-based, like the line numbers in messages, so a user can find the response by its id.
+            record_id = str(row.get("id", f"{name}/{located.position + 1}"))
             return BenchmarkRecord(record_id, "", str(row["gold"]), kind, row.get("choices"))
         records, by_id = self._benchmark(name)
         if "id" in row:
@@ -235,9 +218,12 @@ def grade_responses(
 ) -> EvalResult:
     """Grade a JSONL of saved outputs (benchmark, id|index|gold+kind, output, optional model) without a model."""
     path = Path(responses_path)
-    rows = _read_responses(path)
-    lookup = _RecordLookup(path, data_dir)
-    matched = [(row, lookup.find(lineno, row)) for lineno, row in rows]
+    # Every row is checked before any benchmark is loaded, so a malformed file fails fast.
+    rows = [(located, _response(located)) for located in iter_json_rows(path)]
+    if not rows:
+        raise DataError(f"{path}: no responses")
+    lookup = _RecordLookup(data_dir)
+    matched = [(row, lookup.find(located, row)) for located, row in rows]
     _require_opt_in_if_code([record for _, record in matched], allow_code_execution)
     default_model = model_name or path.stem
     seen: dict[tuple[str, str, str], int] = defaultdict(int)
