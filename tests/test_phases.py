@@ -115,3 +115,13 @@ def test_joint_refuses_models_with_different_vocabularies(tmp_path, tiny_model_d
 def test_extract_names_the_missing_branch(tmp_path, capsys):
     assert main(["extract", "--joint", str(tmp_path), "--output", str(tmp_path / "m")]) == 2
     assert "no 'strong' model under" in capsys.readouterr().err
+
+
+def test_joint_with_activation_checkpointing_trains_both_branches(
+    tmp_path, tiny_model_dir, tiny_model_dir_2, train_jsonl
+):
+    models = ["--weak", str(tiny_model_dir), "--strong", str(tiny_model_dir_2), "--data", str(train_jsonl)]
+    flags = [*quick("joint", steps=1), "--set", "joint.gradient_checkpointing=true"]
+    assert main(["joint", *models, "--output", str(tmp_path / "j"), *flags]) == 0
+    assert _differs(_weights(tiny_model_dir), _weights(tmp_path / "j" / "final" / "weak"))
+    assert _differs(_weights(tiny_model_dir_2), _weights(tmp_path / "j" / "final" / "strong"))

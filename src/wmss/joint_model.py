@@ -62,13 +62,18 @@ class JointModel(nn.Module):
             self.weak.eval()
         return self
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        """Enable activation checkpointing in the branches that are trained."""
-        self.strong.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-        if self.weak_trainable:
-            self.weak.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs=gradient_checkpointing_kwargs
-            )
+    def activation_checkpointing_enable(self, **kwargs: Any) -> None:
+        """Enable activation checkpointing in the trained branches (arguments as `Trainer` passes them)."""
+        self._enable_checkpointing("activation_checkpointing_enable", kwargs)
+
+    def gradient_checkpointing_enable(self, **kwargs: Any) -> None:
+        """Older name of `activation_checkpointing_enable`, called by transformers < 5.x."""
+        self._enable_checkpointing("gradient_checkpointing_enable", kwargs)
+
+    def _enable_checkpointing(self, method: str, kwargs: dict[str, Any]) -> None:
+        branches = (self.strong, self.weak) if self.weak_trainable else (self.strong,)
+        for branch in branches:
+            getattr(branch, method)(**kwargs)
 
     def _hidden(
         self, model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from wmss.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 _OWN_FIELDS = ("extra",)
+_TRAINING_ARGUMENT_NAMES = {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
 def training_kwargs(train: TrainConfig, output_dir: Path) -> dict[str, Any]:
@@ -35,6 +37,8 @@ def training_kwargs(train: TrainConfig, output_dir: Path) -> dict[str, Any]:
         # Without an accelerator, CPU mode is what makes accelerate start gloo DDP under torchrun.
         use_cpu=not has_accelerator(),
     )
+    if "activation_checkpointing" in _TRAINING_ARGUMENT_NAMES:  # the name since transformers 5.x
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     overlap = set(train.extra) & set(vars(train))
     if overlap:
         raise ConfigError(
