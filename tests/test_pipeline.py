@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from wmss.cli import main
 from wmss.config import load_config
 from wmss.pipeline import MANIFEST, run_pipeline
 
@@ -117,3 +118,12 @@ def test_interrupted_joint_stage_resumes_and_matches_uninterrupted_run(
     reference = load_file(str(finished_run[1].final_model / "model.safetensors"))
     for name, tensor in reference.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_cli_run_with_a_config_file_resumes_the_same_run(finished_run, tiny_model_dir, train_jsonl, capsys):
+    run_dir, result = finished_run
+    config_file = run_dir / "config.yaml"  # the resolved config the run saved
+    assert main(["run", "--config", str(config_file), "--output", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"final WMSS model: {result.final_model}" in out
+    assert f"continued-SFT baseline: {result.sft_continued_model}" in out
