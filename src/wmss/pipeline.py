@@ -95,6 +95,10 @@ class Manifest:
             atomic_write_json(self.path, self.data)
 
 
+def _stages(*names: str | None) -> list[str]:
+    return [name for name in names if name]
+
+
 def _model_settings(config: WMSSConfig) -> dict[str, Any]:
     return asdict(config.model) | {"base": None, "sft": None}
 
@@ -155,13 +159,12 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
             "chunk": w.loss_chunk_size,
             "model": model_settings,
         }
-        up = [s for s in (weak_stage, strong_stage) if s]
         stages += [
             Stage(
                 prefix + "entropy_weak",
                 ent_w,
                 entropy_settings | {"weak": ref(weak)},
-                [s for s in (weak_stage,) if s],
+                _stages(weak_stage),
                 ent_w,
                 lambda cb, weak=weak, ent_w=ent_w: run_entropy(config, str(weak), ent_w),
             ),
@@ -169,7 +172,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 prefix + "entropy_strong",
                 ent_s,
                 entropy_settings | {"strong": ref(strong)},
-                [s for s in (strong_stage,) if s],
+                _stages(strong_stage),
                 ent_s,
                 lambda cb, strong=strong, ent_s=ent_s: run_entropy(config, str(strong), ent_s),
             ),
@@ -186,7 +189,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 prefix + "joint",
                 joint_dir,
                 joint_settings | {"weak": ref(weak), "strong": ref(strong)},
-                [*up, prefix + "curriculum"],
+                _stages(weak_stage, strong_stage, prefix + "curriculum"),
                 joint_dir / "final" / "strong",
                 lambda cb, a=(weak, strong, joint_dir, cur_dir): run_joint(
                     config, str(a[0]), str(a[1]), a[2], a[3], callbacks=cb
@@ -222,7 +225,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     prefix + "sft_continued",
                     sc_dir,
                     {"train": asdict(config.joint), "model": model_settings, "init": ref(baseline)},
-                    [s for s in (baseline_stage,) if s] + [prefix + "curriculum"],
+                    _stages(baseline_stage, prefix + "curriculum"),
                     sc_dir / "model",
                     lambda cb, b=baseline, c=cur_dir, d=sc_dir: _run_sft_continued(config, b, c, d, cb),
                 )
