@@ -12,7 +12,7 @@ from transformers import TrainerCallback
 
 from wmss.cli import main
 from wmss.config import load_config
-from wmss.pipeline import MANIFEST, run_pipeline
+from wmss.pipeline import DATA_CACHE, MANIFEST, run_pipeline
 
 STAGES = [
     "sft",
@@ -70,6 +70,8 @@ def test_pipeline_runs_every_stage_and_records_it(finished_run):
         assert stages[name]["status"] == "done"
         assert stages[name]["finished"] >= stages[name]["started"]
     assert (result.final_model / "model.safetensors").is_file()
+    # Five stages read the data; it was tokenised once (one tokenizer, one data config).
+    assert len(list((run_dir / DATA_CACHE).iterdir())) == 1
     joint = json.loads((run_dir / "round-1" / "joint" / "summary.json").read_text())
     baseline = json.loads((run_dir / "round-1" / "sft_continued" / "summary.json").read_text())
     # The baseline gets exactly the joint stage's budget: same optimizer steps, same tokens.

@@ -36,6 +36,7 @@ from wmss.training import process_state
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+DATA_CACHE = "data_cache"  # tokenised training data, shared by the stages of a run
 
 
 def _hash(payload: Any) -> str:
@@ -113,6 +114,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
 
     stages: list[Stage] = []
     models: dict[str, Path] = {}
+    cache = run_dir / DATA_CACHE
     model_settings = _model_settings(config)
 
     sft_dir = run_dir / "sft"
@@ -132,7 +134,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 },
                 [],
                 m1,
-                lambda cb: run_sft(config, str(config.model.base), sft_dir, callbacks=cb),
+                lambda cb: run_sft(config, str(config.model.base), sft_dir, callbacks=cb, data_cache=cache),
             )
         )
     models["sft"] = m1
@@ -166,7 +168,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 entropy_settings | {"weak": ref(weak)},
                 _stages(weak_stage),
                 ent_w,
-                lambda cb, weak=weak, ent_w=ent_w: run_entropy(config, str(weak), ent_w),
+                lambda cb, weak=weak, ent_w=ent_w: run_entropy(config, str(weak), ent_w, cache),
             ),
             Stage(
                 prefix + "entropy_strong",
@@ -174,7 +176,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 entropy_settings | {"strong": ref(strong)},
                 _stages(strong_stage),
                 ent_s,
-                lambda cb, strong=strong, ent_s=ent_s: run_entropy(config, str(strong), ent_s),
+                lambda cb, strong=strong, ent_s=ent_s: run_entropy(config, str(strong), ent_s, cache),
             ),
             Stage(
                 prefix + "curriculum",
@@ -192,7 +194,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 _stages(weak_stage, strong_stage, prefix + "curriculum"),
                 joint_dir / "final" / "strong",
                 lambda cb, a=(weak, strong, joint_dir, cur_dir): run_joint(
-                    config, str(a[0]), str(a[1]), a[2], a[3], callbacks=cb
+                    config, str(a[0]), str(a[1]), a[2], a[3], callbacks=cb, data_cache=cache
                 ),
             ),
             Stage(
@@ -227,7 +229,9 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     {"train": asdict(config.joint), "model": model_settings, "init": ref(baseline)},
                     _stages(baseline_stage, prefix + "curriculum"),
                     sc_dir / "model",
-                    lambda cb, b=baseline, c=cur_dir, d=sc_dir: _run_sft_continued(config, b, c, d, cb),
+                    lambda cb, b=baseline, c=cur_dir, d=sc_dir: _run_sft_continued(
+                        config, b, c, d, cb, cache
+                    ),
                 )
             )
             baseline, baseline_stage = sc_dir / "model", prefix + "sft_continued"
@@ -244,8 +248,9 @@ def _run_sft_continued(
     curriculum_dir: Path,
     output_dir: Path,
     callbacks: Sequence[TrainerCallback],
+    data_cache: Path,
 ) -> Path:
-    data = load_training_data(config, load_tokenizer(str(init), config.model))
+    data = load_training_data(config, load_tokenizer(str(init), config.model), data_cache)
     dataset = active_dataset(data, read_curriculum(curriculum_dir))
     return run_sft(config, str(init), output_dir, train=config.joint, dataset=dataset, callbacks=callbacks)
 

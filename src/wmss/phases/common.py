@@ -14,6 +14,7 @@ from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerB
 
 from wmss.config import WMSSConfig
 from wmss.data import TrainingData, build_dataset
+from wmss.data.cache import cached_dataset
 from wmss.errors import ConfigError
 from wmss.io import atomic_directory, atomic_write_json
 from wmss.training import process_state
@@ -72,13 +73,19 @@ def save_trained_model(trainer: Trainer, dest: Path) -> Path:
     return dest
 
 
-def load_training_data(config: WMSSConfig, tokenizer: PreTrainedTokenizerBase) -> TrainingData:
-    """Load and tokenise the configured training data."""
+def load_training_data(
+    config: WMSSConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Path | None = None
+) -> TrainingData:
+    """Load and tokenise the configured training data (reusing a cached copy under `cache_dir` if given)."""
     if not config.data.train:
         raise ConfigError(
             "'data.train' is required: a JSONL file or HF dataset name (--data or --set data.train=)"
         )
-    return build_dataset(config.data, tokenizer)
+    if cache_dir is None:
+        return build_dataset(config.data, tokenizer)
+    state = process_state()
+    with state.main_process_first():  # the main process writes the cache, the others read it
+        return cached_dataset(config.data, tokenizer, cache_dir, write=state.is_main_process)
 
 
 def write_summary(layout: StageLayout, started: float, **fields: Any) -> dict[str, Any]:

@@ -63,11 +63,13 @@ def dataset_entropies(
     return {idx: (h, n) for idx, h, n in gathered}
 
 
-def run_entropy(config: WMSSConfig, model_path: str, output_file: str | Path) -> Path:
+def run_entropy(
+    config: WMSSConfig, model_path: str, output_file: str | Path, data_cache: Path | None = None
+) -> Path:
     """Compute entropies of `model_path` on the configured data and write them (keyed by idx) to JSON."""
     state = process_state()
     tokenizer = load_tokenizer(model_path, config.model)
-    data = load_training_data(config, tokenizer)
+    data = load_training_data(config, tokenizer, data_cache)
     model = load_causal_lm(model_path, config.model).to(state.device)
     values = dataset_entropies(
         model,

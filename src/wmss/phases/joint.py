@@ -61,6 +61,7 @@ def run_joint(
     output_dir: str | Path,
     curriculum: str | Path | None = None,
     callbacks: Sequence[TrainerCallback] = (),
+    data_cache: Path | None = None,
 ) -> Path:
     """Train weak+strong jointly and write `<output_dir>/final/{strong,weak}`; resumes if interrupted."""
     started = time.time()
@@ -71,7 +72,7 @@ def run_joint(
     layout = StageLayout(Path(output_dir))
     tokenizer = load_tokenizer(strong_path, config.model)
     weak_tokenizer = load_tokenizer(weak_path, config.model)
-    data = load_training_data(config, tokenizer)
+    data = load_training_data(config, tokenizer, data_cache)
     dataset = active_dataset(data, read_curriculum(curriculum) if curriculum else None)
     strong = load_causal_lm(strong_path, config.model)
     weak = load_causal_lm(weak_path, config.model)

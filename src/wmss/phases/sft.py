@@ -36,6 +36,7 @@ def run_sft(
     train: TrainConfig | None = None,
     dataset: Dataset | None = None,
     callbacks: Sequence[TrainerCallback] = (),
+    data_cache: Path | None = None,
 ) -> Path:
     """Fine-tune `model_path` on the data (or `dataset`) and write `<output_dir>/model`; resumes if interrupted."""
     started = time.time()
@@ -44,7 +45,7 @@ def run_sft(
     tokenizer = load_tokenizer(model_path, config.model)
     data_stats = None
     if dataset is None:
-        data = load_training_data(config, tokenizer)
+        data = load_training_data(config, tokenizer, data_cache)
         dataset, data_stats = data.dataset, data.stats.to_dict()
     model = load_causal_lm(model_path, config.model)
     try:
