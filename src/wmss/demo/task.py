@@ -1,0 +1,139 @@
+"""A seeded, verifiable reasoning task for the demo: multi-step add/subtract word problems."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NAMES = (("Tom", "He"), ("Ann", "She"), ("Sam", "He"), ("Mia", "She"), ("Ben", "He"), ("Zoe", "She"))
+ITEMS = ("apples", "pens", "coins", "books", "cards", "shells", "eggs", "stamps")
+ADD_VERBS = ("buys {n} more", "finds {n} more", "gets {n} more")
+SUB_VERBS = ("gives away {n}", "loses {n}", "sells {n}")
+
+Step = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """Train records (`idx`, `prompt`, `completion`) and disjoint test records (`id`, `question`, `answer`)."""
+
+    seed: int
+    train: list[dict[str, Any]]
+    test: list[dict[str, Any]]
+
+
+def _draw_steps(rng: random.Random, start: int, n_steps: int, max_operand: int) -> tuple[Step, ...]:
+    steps: list[Step] = []
+    value = start
+    for _ in range(n_steps):
+        # Subtract only what is there, so every intermediate value stays a non-negative count.
+        if value > 0 and rng.random() < 0.5:
+            operand = rng.randint(1, min(value, max_operand))
+            steps.append(("-", operand))
+            value -= operand
+        else:
+            operand = rng.randint(1, max_operand)
+            steps.append(("+", operand))
+            value += operand
+    return tuple(steps)
+
+
+def _solve(start: int, steps: tuple[Step, ...]) -> tuple[str, int]:
+    lines = []
+    value = start
+    for op, operand in steps:
+        result = value + operand if op == "+" else value - operand
+        lines.append(f"{value}{op}{operand}={result}.")
+        value = result
+    return " ".join(lines), value
+
+
+def _question(rng: random.Random, start: int, steps: tuple[Step, ...]) -> str:
+    name, pronoun = rng.choice(NAMES)
+    item = rng.choice(ITEMS)
+    clauses = [rng.choice(ADD_VERBS if op == "+" else SUB_VERBS).format(n=n) for op, n in steps]
+    actions = ", ".join(clauses[:-1]) + " and " + clauses[-1] if len(clauses) > 1 else clauses[0]
+    return f"{name} has {start} {item}. {pronoun} {actions}. How many {item} does {name} have?"
+
+
+def make_task(
+    seed: int,
+    n_train: int,
+    n_test: int,
+    *,
+    min_steps: int = 2,
+    max_steps: int = 2,
+    max_start: int = 60,
+    max_operand: int = 30,
+) -> DemoTask:
+    """Draw `n_train` + `n_test` distinct problems; no test problem's arithmetic appears in train."""
+    if not 1 <= min_steps <= max_steps:
+        raise ValueError(f"need 1 <= min_steps <= max_steps, got {min_steps}, {max_steps}")
+    rng = random.Random(seed)
+    seen: set[tuple[int, tuple[Step, ...]]] = set()
+    problems: list[tuple[str, str, int]] = []
+    attempts = 0
+    while len(problems) < n_train + n_test:
+        attempts += 1
+        if attempts > 100 * (n_train + n_test) + 1000:
+            raise ValueError("too few distinct problems for the requested sizes; raise max_start/max_operand")
+        start = rng.randint(1, max_start)
+        steps = _draw_steps(rng, start, rng.randint(min_steps, max_steps), max_operand)
+        # Disjointness is on the arithmetic, not the wording: a test problem must not be a renamed
+        # training problem, or held-out accuracy would partly measure memorisation.
+        if (start, steps) in seen:
+            continue
+        seen.add((start, steps))
+        think, answer = _solve(start, steps)
+        problems.append((_question(rng, start, steps), think, answer))
+    test = [
+        {"id": f"demo-{seed}-{i}", "question": question, "answer": str(answer)}
+        for i, (question, _, answer) in enumerate(problems[:n_test])
+    ]
+    train = [
+        {"idx": i, "prompt": question, "completion": f"<think>{think}</think><answer>{answer}</answer>"}
+        for i, (question, think, answer) in enumerate(problems[n_test:])
+    ]
+    return DemoTask(seed=seed, train=train, test=test)
+
+
+def pretraining_corpus(
+    seed: int, n: int, *, max_start: int = 60, max_operand: int = 30, max_steps: int = 2
+) -> list[str]:
+    """Return `n` short documents of arithmetic facts and one-step stories, without the think/answer format."""
+    # A stream separate from make_task's, so changing the corpus size never changes the task.
+    rng = random.Random(f"wmss-demo-corpus:{seed}")
+    documents = []
+    for _ in range(n):
+        pieces = []
+        for _ in range(8):
+            # The left operand spans every value a task problem can reach before its last step.
+            start = rng.randint(1, max_start + (max_steps - 1) * max_operand)
+            ((op, operand),) = _draw_steps(rng, start, 1, max_operand)
+            fact, result = _solve(start, ((op, operand),))
+            # Mostly bare facts: they are short, so they teach the most arithmetic per token of compute.
+            if rng.random() < 0.8:
+                pieces.append(fact)
+                continue
+            name, pronoun = rng.choice(NAMES)
+            item = rng.choice(ITEMS)
+            verb = rng.choice(ADD_VERBS if op == "+" else SUB_VERBS).format(n=operand)
+            pieces.append(f"{name} has {start} {item}. {pronoun} {verb}. Now {name} has {result} {item}.")
+        documents.append(" ".join(pieces))
+    return documents
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], path: Path) -> None:
+    """Write one JSON object per line, atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

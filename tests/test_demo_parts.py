@@ -1,0 +1,217 @@
+"""Building blocks of the offline demo: tokenizer, task, base model, presets and report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from wmss.demo.presets import PRESETS, DemoPreset
+from wmss.demo.report import MODELS, build_report, render_markdown, render_table, write_report
+from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
+from wmss.demo.tokenizer import SPECIAL_TOKENS, build_demo_tokenizer
+
+STEP = re.compile(r"(\d+)([+-])(\d+)=(\d+)\.")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_demo_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task(seed=3, n_train=300, n_test=100)
+
+
+def test_tokenizer_round_trips_task_text_and_keeps_tags_whole(tokenizer, task):
+    for record in task.train[:20]:
+        text = record["prompt"] + "\n" + record["completion"] + "<|im_end|>"
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids) == text
+    for tag in SPECIAL_TOKENS:
+        assert len(tokenizer(tag, add_special_tokens=False)["input_ids"]) == 1, tag
+    assert tokenizer.eos_token == tokenizer.pad_token == "<|endoftext|>"
+
+
+def test_tokenizer_is_deterministic_and_saves(tmp_path, tokenizer):
+    from transformers import AutoTokenizer
+
+    assert build_demo_tokenizer().get_vocab() == tokenizer.get_vocab()
+    build_demo_tokenizer(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded.get_vocab() == tokenizer.get_vocab()
+    assert loaded.chat_template == tokenizer.chat_template
+
+
+def test_chat_template_renders_chatml(tokenizer):
+    user = [{"role": "user", "content": "Tom has 2 pens."}]
+    assert (
+        tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        == "<|im_start|>user\nTom has 2 pens.<|im_end|>\n<|im_start|>assistant\n"
+    )
+    with_system = [{"role": "system", "content": "Think."}, *user]
+    rendered = tokenizer.apply_chat_template(with_system, tokenize=False)
+    assert rendered.startswith("<|im_start|>system\nThink.<|im_end|>\n<|im_start|>user\n")
+    assert not rendered.endswith("assistant\n")
+
+
+def test_task_is_deterministic_per_seed(task):
+    again = make_task(seed=3, n_train=300, n_test=100)
+    assert again == task
+    assert make_task(seed=4, n_train=300, n_test=100).train != task.train
+
+
+def test_task_splits_are_disjoint_and_shaped(task):
+    assert len(task.train) == 300 and len(task.test) == 100
+    assert all(set(r) == {"idx", "prompt", "completion"} for r in task.train)
+    assert all(set(r) == {"id", "question", "answer"} and isinstance(r["answer"], str) for r in task.test)
+    assert not {r["question"] for r in task.test} & {r["prompt"] for r in task.train}
+    # Stricter than the wording: no test problem is a renamed training problem.
+    train_arithmetic = {_reference_think(r["prompt"]) for r in task.train}
+    assert not {_reference_think(r["question"]) for r in task.test} & train_arithmetic
+
+
+def test_solutions_are_correct(task):
+    answers = {r["question"]: r["answer"] for r in task.test}
+    solved = [(r["prompt"], r["completion"]) for r in task.train]
+    solved += [(q, f"<think>{_reference_think(q)}</think><answer>{a}</answer>") for q, a in answers.items()]
+    for question, completion in solved:
+        match = re.fullmatch(r"<think>(.*)</think><answer>(\d+)</answer>", completion)
+        assert match, completion
+        value = int(re.findall(r"\d+", question)[0])
+        for left, op, right, result in STEP.findall(match.group(1)):
+            assert int(left) == value
+            value = int(left) + int(right) if op == "+" else int(left) - int(right)
+            assert value == int(result) >= 0
+        assert value == int(match.group(2))
+        assert match.group(1) == _reference_think(question)
+
+
+def _reference_think(question: str) -> str:
+    # Independent re-derivation from the wording: add for buy/find/get, subtract otherwise.
+    start, *rest = question.split(". ")[:2]
+    value = int(re.search(r"\d+", start).group())
+    lines = []
+    for verb, number in re.findall(r"(buys|finds|gets|gives away|loses|sells) (\d+)", rest[0]):
+        result = value + int(number) if verb in ("buys", "finds", "gets") else value - int(number)
+        lines.append(f"{value}{'+' if verb in ('buys', 'finds', 'gets') else '-'}{number}={result}.")
+        value = result
+    return " ".join(lines)
+
+
+def test_records_load_as_prompt_completion(tmp_path, task):
+    path = tmp_path / "train.jsonl"
+    write_jsonl(task.train, path)
+    assert not list(tmp_path.glob("*.tmp"))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows == task.train
+    assert all(isinstance(r["prompt"], str) and isinstance(r["completion"], str) for r in rows)
+
+
+def test_pretraining_corpus_is_related_but_unformatted():
+    corpus = pretraining_corpus(seed=0, n=50)
+    assert corpus == pretraining_corpus(seed=0, n=50)
+    text = " ".join(corpus)
+    assert "<think>" not in text and "<answer>" not in text
+    for left, op, right, result in STEP.findall(text):
+        assert (int(left) + int(right) if op == "+" else int(left) - int(right)) == int(result)
+    assert "has" in text
+
+
+def test_presets_are_consistent():
+    assert set(PRESETS) >= {"smoke", "default"}
+    for preset in PRESETS.values():
+        assert preset.num_attention_heads % preset.num_key_value_heads == 0
+        assert preset.n_test > 0 and preset.n_train > 0
+
+
+def _accuracies(wmss: list[float], cont: list[float]) -> dict[str, list[float]]:
+    return {"base": [0.0] * len(wmss), "sft": [0.5] * len(wmss), "sft_continued": cont, "wmss": wmss}
+
+
+def _report(wmss: list[float], cont: list[float]) -> dict:
+    seeds = list(range(len(wmss)))
+    return build_report("default", seeds, _accuracies(wmss, cont), 250, {"sft": 10.0}, {"active": 5})
+
+
+def test_report_schema():
+    report = _report([0.78], [0.76])
+    assert set(report) == {"preset", "seeds", "models", "timings_s", "curriculum", "verdict"}
+    assert set(report["models"]) == set(MODELS)
+    for entry in report["models"].values():
+        assert set(entry) == {"accuracy", "accuracy_std", "n", "accuracy_per_seed"}
+        assert 0.0 <= entry["accuracy"] <= 1.0 and entry["n"] == 250
+    json.dumps(report)
+    with pytest.raises(ValueError, match="sft_continued"):
+        build_report("x", [0], {"base": [0.1], "sft": [0.1], "wmss": [0.1]}, 10, {}, {})
+
+
+def test_report_wording_for_a_single_seed_win():
+    report = _report([0.78], [0.76])
+    assert report["verdict"]["outcome"] == "win"
+    assert report["verdict"]["wmss_minus_sft_continued_points"] == pytest.approx(2.0)
+    text = render_markdown(report)
+    assert "WMSS beat continued SFT by 2.0 points (78.0% vs 76.0%)" in text
+    assert "single seed" in text and "sqrt(p(1-p)/n)" in text and "2.6 points for WMSS" in text
+    assert "within noise" in text
+    assert "WMSS beat continued SFT by 2.0 points" in render_table(report)
+
+
+def test_report_wording_for_a_loss_over_seeds():
+    report = _report([0.70, 0.72, 0.71], [0.76, 0.77, 0.78])
+    verdict = report["verdict"]
+    assert verdict["outcome"] == "loss" and not verdict["wmss_beats_sft_continued"]
+    assert verdict["seeds_lost"] == 3 and verdict["spread_points"] == pytest.approx(1.0)
+    assert report["models"]["wmss"]["accuracy_std"] == pytest.approx(0.01)
+    text = render_markdown(report)
+    assert "WMSS did NOT beat continued SFT: it was 6.0 points worse" in text
+    assert "over 3 seeds" in text and "larger than twice its standard error" in text
+
+
+def test_report_wording_for_a_tie(tmp_path):
+    report = _report([0.75], [0.75])
+    assert report["verdict"]["outcome"] == "tie"
+    assert "WMSS tied continued SFT (75.0% vs 75.0%)" in render_markdown(report)
+    assert "says nothing about WMSS" not in render_markdown(report)
+    json_path, md_path = write_report(report, tmp_path)
+    assert json.loads(json_path.read_text()) == report
+    assert md_path.read_text() == render_markdown(report)
+
+
+def test_report_flags_runs_where_sft_learned_nothing():
+    accuracies = {"base": [0.0], "sft": [0.0], "sft_continued": [0.0], "wmss": [0.0]}
+    report = build_report("smoke", [0], accuracies, 16, {}, {})
+    assert not report["verdict"]["informative"]
+    assert "says nothing about WMSS" in render_markdown(report)
+
+
+def test_pretrain_base_model_is_loadable_and_deterministic(tmp_path, tokenizer):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from wmss.demo.base_model import pretrain_base_model
+
+    micro = dataclasses.replace(
+        DemoPreset(n_train=4, n_test=2),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        pretrain_block_size=32,
+        pretrain_batch_size=4,
+    )
+    corpus = pretraining_corpus(seed=0, n=8)
+    first = pretrain_base_model(tokenizer, corpus, tmp_path / "a", micro, seed=1)
+    second = pretrain_base_model(tokenizer, corpus, tmp_path / "b", micro, seed=1)
+    assert first == tmp_path / "a" and not (tmp_path / "a.tmp").exists()
+    model_a = AutoModelForCausalLM.from_pretrained(first)
+    model_b = AutoModelForCausalLM.from_pretrained(second)
+    assert model_a.config.tie_word_embeddings and model_a.config.vocab_size == len(tokenizer)
+    assert AutoTokenizer.from_pretrained(first).get_vocab() == tokenizer.get_vocab()
+    assert (first / "generation_config.json").is_file()
+    for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items(), strict=True):
+        assert a.equal(b), name
