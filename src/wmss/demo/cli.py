@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 MODELS = ("base", "sft", "sft_continued", "wmss")
 
 
-def pipeline_config(preset: DemoPreset, base: Path, train_file: Path, run_dir: Path, seed: int) -> WMSSConfig:
-    """The `wmss run` configuration the demo uses (paper defaults for the method, demo sizes for training)."""
+def demo_settings(preset: DemoPreset, seed: int) -> dict[str, Any]:
+    """Dotted config keys the demo sets (paper defaults for the method, demo sizes for training)."""
     common = {
         "per_device_train_batch_size": preset.batch_size,
         "warmup_steps": preset.warmup_ratio,
@@ -45,12 +45,9 @@ def pipeline_config(preset: DemoPreset, base: Path, train_file: Path, run_dir: P
         "seed": seed,
     }
     values: dict[str, Any] = {
-        "model.base": str(base),
-        "data.train": str(train_file),
         "data.max_length": preset.max_position_embeddings,
         "wmss.seed": seed,
         "wmss.entropy_batch_size": preset.entropy_batch_size,
-        "pipeline.output_dir": str(run_dir),
         "pipeline.sft_baseline": True,
     }
     for stage, (epochs, lr) in {
@@ -59,7 +56,13 @@ def pipeline_config(preset: DemoPreset, base: Path, train_file: Path, run_dir: P
     }.items():
         values |= {f"{stage}.{key}": value for key, value in common.items()}
         values |= {f"{stage}.num_train_epochs": float(epochs), f"{stage}.learning_rate": lr}
-    return load_config(None, values=values)
+    return values
+
+
+def pipeline_config(preset: DemoPreset, base: Path, train_file: Path, run_dir: Path, seed: int) -> WMSSConfig:
+    """The `wmss run` configuration of one demo seed."""
+    paths = {"model.base": str(base), "data.train": str(train_file), "pipeline.output_dir": str(run_dir)}
+    return load_config(None, values={**demo_settings(preset, seed), **paths})
 
 
 def test_records(task_test: list[dict[str, Any]]) -> list[BenchmarkRecord]:

@@ -1,0 +1,18 @@
+"""configs/demo.yaml is exactly what `wmss demo` (default preset, seed 0) hands to the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wmss.config import read_yaml
+from wmss.demo.cli import demo_settings
+from wmss.demo.presets import PRESETS
+
+PATH_KEYS = {"model.base", "data.train", "pipeline.output_dir"}
+
+
+def test_shipped_demo_config_matches_the_demo():
+    shipped = read_yaml(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    flat = {f"{section}.{key}": value for section, values in shipped.items() for key, value in values.items()}
+    assert {k: v for k, v in flat.items() if k not in PATH_KEYS} == demo_settings(PRESETS["default"], 0)
+    assert flat["model.base"] == "runs/demo/seed-0/m0"
