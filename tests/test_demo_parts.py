@@ -215,3 +215,10 @@ def test_pretrain_base_model_is_loadable_and_deterministic(tmp_path, tokenizer):
     assert (first / "generation_config.json").is_file()
     for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items(), strict=True):
         assert a.equal(b), name
+
+
+def test_reasoning_tags_survive_decoding_without_special_tokens():
+    tokenizer = build_demo_tokenizer()
+    text = "<think>1+2=3.</think><answer>3</answer>"
+    ids = tokenizer(text + "<|im_end|>")["input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
