@@ -25,8 +25,10 @@ from wmss.eval.records import BenchmarkRecord
 from wmss.eval.runner import evaluate
 from wmss.io import atomic_write_json, read_json
 from wmss.models import load_tokenizer
+from wmss.phases.common import StageLayout
 from wmss.phases.curriculum import read_curriculum
 from wmss.pipeline import MANIFEST, run_pipeline
+from wmss.training import read_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +159,16 @@ def run_seed(preset: DemoPreset, seed: int, out: Path) -> dict[str, Any]:
         accuracies[name] = summary["accuracy"]
         timings[f"eval_{name}"] = time.time() - began
     curriculum = read_curriculum(result.run_dir / "round-1" / "curriculum")["stats"]
-    return {"accuracies": accuracies, "n": len(records), "timings": timings, "curriculum": curriculum}
+    sft_losses = [
+        row["loss"] for row in read_metrics(StageLayout(result.run_dir / "sft").metrics) if "loss" in row
+    ]
+    return {
+        "accuracies": accuracies,
+        "n": len(records),
+        "timings": timings,
+        "curriculum": curriculum,
+        "sft_final_train_loss": sft_losses[-1] if sft_losses else None,
+    }
 
 
 def run_demo(preset_name: str, output: Path, seeds: list[int]) -> dict[str, Any]:
@@ -176,7 +187,10 @@ def run_demo(preset_name: str, output: Path, seeds: list[int]) -> dict[str, Any]
         per_seed[0]["n"],
         timings,
         per_seed[0]["curriculum"],
-        extra={"curriculum_per_seed": [run["curriculum"] for run in per_seed]},
+        extra={
+            "sft_final_train_loss": [run["sft_final_train_loss"] for run in per_seed],
+            "curriculum_per_seed": [run["curriculum"] for run in per_seed],
+        },
     )
     write_report(report, output)
     return report

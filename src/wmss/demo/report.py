@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import statistics
 from pathlib import Path
 from typing import Any
+
+from wmss.io import atomic_write_json, atomic_write_text
 
 MODELS = ("base", "sft", "sft_continued", "wmss")
 LABELS = {
@@ -169,10 +169,29 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {LABELS[name]} | {_accuracy_cell(entry)} | {per_seed} |")
     lines += ["", "## Timings", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in report["timings_s"].items()]
+    losses = (report.get("extra") or {}).get("sft_final_train_loss")
+    if losses:
+        lines += [
+            "",
+            "## Saturation",
+            "",
+            "Last logged SFT training loss of M1 (per seed): "
+            + ", ".join(f"{loss:.4f}" for loss in losses)
+            + ". Per-step losses and gradient norms of every stage are in `seed-*/run/*/metrics.jsonl`.",
+        ]
     if report["curriculum"]:
-        lines += ["", "## Curriculum", "", "```json", json.dumps(report["curriculum"], indent=2), "```"]
-    if report.get("extra"):
-        lines += ["", "## Details", "", "```json", json.dumps(report["extra"], indent=2), "```"]
+        lines += [
+            "",
+            "## Curriculum (seed " + str(report["seeds"][0]) + ")",
+            "",
+            "| statistic | value |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |"
+            for key, value in report["curriculum"].items()
+            if not isinstance(value, list)
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -186,17 +205,11 @@ def render_table(report: dict) -> str:
     return "\n".join([*lines, "", verdict_sentence(report), f"Total time: {total:.0f} s."])
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(report: dict, output_dir: Path) -> tuple[Path, Path]:
     """Write report.json and report.md into `output_dir` atomically; return their paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = output_dir / "report.json", output_dir / "report.md"
-    _write_atomic(json_path, json.dumps(report, indent=2) + "\n")
-    _write_atomic(md_path, render_markdown(report))
+    atomic_write_json(json_path, report)
+    atomic_write_text(md_path, render_markdown(report))
     return json_path, md_path
