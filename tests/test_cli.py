@@ -65,3 +65,12 @@ def test_bad_data_record_names_file_line_and_field(tmp_path, tiny_model_dir, cap
 def test_console_script_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "wmss.cli"], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "usage: wmss" in (done.stdout + done.stderr)
+
+
+def test_invalid_training_setting_names_the_section(tmp_path, tiny_model_dir, train_jsonl, capsys):
+    data = ["--data", str(train_jsonl), "--output", str(tmp_path / "s")]
+    argv = ["sft", "--model", str(tiny_model_dir), *data]
+    assert main([*argv, "--set", "sft.optim=no_such_optimizer"]) == 2
+    assert "invalid 'sft' training settings" in capsys.readouterr().err
+    assert main([*argv, "--set", "sft.extra={no_such_argument: 1}"]) == 2
+    assert "no_such_argument" in capsys.readouterr().err

@@ -252,7 +252,7 @@ def _run_sft_continued(
 ) -> Path:
     data = load_training_data(config, load_tokenizer(str(init), config.model), data_cache)
     dataset = active_dataset(data, read_curriculum(curriculum_dir))
-    return run_sft(config, str(init), output_dir, train=config.joint, dataset=dataset, callbacks=callbacks)
+    return run_sft(config, str(init), output_dir, train_section="joint", dataset=dataset, callbacks=callbacks)
 
 
 def run_pipeline(

@@ -14,7 +14,7 @@ from accelerate import PartialState
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from wmss.config import TrainConfig
+from wmss.config import TrainConfig, WMSSConfig
 from wmss.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -58,12 +58,17 @@ def process_state() -> PartialState:
     return PartialState(cpu=not has_accelerator())
 
 
-def make_training_arguments(train: TrainConfig, output_dir: Path, **overrides: Any) -> TrainingArguments:
-    """Build `transformers.TrainingArguments`, naming the offending key when one is invalid."""
+def make_training_arguments(
+    config: WMSSConfig, section: str, output_dir: Path, args_class: type = TrainingArguments, **overrides: Any
+) -> TrainingArguments:
+    """Build `TrainingArguments` (or a subclass such as TRL's `SFTConfig`) from one config section."""
+    train: TrainConfig = getattr(config, section)
     try:
-        return TrainingArguments(**{**training_kwargs(train, output_dir), **overrides})
+        return args_class(**{**training_kwargs(train, output_dir), **overrides})
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid training settings: {exc}") from None
+        raise ConfigError(
+            f"invalid '{section}' training settings (including '{section}.extra'): {exc}"
+        ) from None
 
 
 def resume_checkpoint(output_dir: Path) -> str | None:

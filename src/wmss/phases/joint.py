@@ -81,7 +81,7 @@ def run_joint(
     joint = JointModel(strong, weak, lam=w.lam, weak_trainable=w.weak_trainable, chunk_size=w.loss_chunk_size)
     trainer = JointTrainer(
         joint,
-        args=make_training_arguments(config.joint, layout.checkpoints),
+        args=make_training_arguments(config, "joint", layout.checkpoints),
         train_dataset=dataset,
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer),

@@ -13,9 +13,8 @@ from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import TrainConfig, WMSSConfig, require
+from wmss.config import WMSSConfig, require
 from wmss.data import make_collator
-from wmss.errors import ConfigError
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
@@ -24,7 +23,7 @@ from wmss.phases.common import (
     save_trained_model,
     write_summary,
 )
-from wmss.training import JsonlMetricsCallback, resume_checkpoint, training_kwargs
+from wmss.training import JsonlMetricsCallback, make_training_arguments, resume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -33,29 +32,28 @@ def run_sft(
     config: WMSSConfig,
     model_path: str,
     output_dir: str | Path,
-    train: TrainConfig | None = None,
+    train_section: str = "sft",
     dataset: Dataset | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     data_cache: Path | None = None,
 ) -> Path:
-    """Fine-tune `model_path` on the data (or `dataset`) and write `<output_dir>/model`; resumes if interrupted."""
+    """Fine-tune `model_path` on the data (or `dataset`) with the `train_section` settings; resumes if interrupted."""
     started = time.time()
     layout = StageLayout(Path(output_dir))
-    train = train or config.sft
     tokenizer = load_tokenizer(model_path, config.model)
     data_stats = None
     if dataset is None:
         data = load_training_data(config, tokenizer, data_cache)
         dataset, data_stats = data.dataset, data.stats.to_dict()
     model = load_causal_lm(model_path, config.model)
-    try:
-        args = SFTConfig(
-            **training_kwargs(train, layout.checkpoints),
-            dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
-            max_length=None,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid training settings: {exc}") from None
+    args = make_training_arguments(
+        config,
+        train_section,
+        layout.checkpoints,
+        args_class=SFTConfig,
+        dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
+        max_length=None,
+    )
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -73,7 +71,7 @@ def run_sft(
         init=model_path,
         optimizer_steps=trainer.state.global_step,
         completion_tokens_per_epoch=completion_tokens(dataset),
-        num_train_epochs=train.num_train_epochs,
+        num_train_epochs=getattr(config, train_section).num_train_epochs,
         train_loss=result.training_loss,
         data=data_stats,
     )
