@@ -21,7 +21,7 @@ import numpy as np
 from jinja2 import TemplateError
 
 from wmss.config import DataConfig
-from wmss.data.records import DataStats, load_records
+from wmss.data.records import DataStats, load_records, reject_record
 from wmss.data.render import has_chat_template, render_example
 from wmss.errors import DataError, ModelError
 
@@ -82,11 +82,9 @@ def _tokenize_chunk(
         try:
             pairs.append(render_example(record, tokenizer, cfg.system_prompt))
         except TemplateError as exc:
-            message = f"{record['source']}: the chat template rejected the record ({exc})"
-            if not cfg.skip_bad_records:
-                raise DataError(message) from None
-            stats.n_bad += 1
-            problems.append(message)
+            reject_record(
+                f"{record['source']}: the chat template rejected the record ({exc})", cfg, stats, problems
+            )
             continue
         kept.append(record)
     columns: dict[str, list[Any]] = {"idx": [], "input_ids": [], "labels": []}

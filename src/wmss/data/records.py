@@ -57,6 +57,14 @@ class DataStats:
         return dataclasses.asdict(self)
 
 
+def reject_record(message: str, cfg: DataConfig, stats: DataStats, problems: list[str]) -> None:
+    """Raise DataError, or (with `skip_bad_records`) count the record as bad and keep its message."""
+    if not cfg.skip_bad_records:
+        raise DataError(message)
+    stats.n_bad += 1
+    problems.append(message)
+
+
 class _BadRecord(Exception):
     pass
 
@@ -219,11 +227,7 @@ def load_records(cfg: DataConfig) -> tuple[list[dict[str, Any]], DataStats]:
                     f"duplicate idx {record['idx']} (already used by {first_seen[record['idx']]})"
                 )
         except _BadRecord as exc:
-            message = f"{raw.where}: {exc}"
-            if not cfg.skip_bad_records:
-                raise DataError(message) from None
-            stats.n_bad += 1
-            problems.append(message)
+            reject_record(f"{raw.where}: {exc}", cfg, stats, problems)
             continue
         first_seen[record["idx"]] = raw.where
         records.append(record)
