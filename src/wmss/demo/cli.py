@@ -67,7 +67,7 @@ def pipeline_config(preset: DemoPreset, base: Path, train_file: Path, run_dir: P
     return load_config(None, values={**demo_settings(preset, seed), **paths})
 
 
-def test_records(task_test: list[dict[str, Any]]) -> list[BenchmarkRecord]:
+def heldout_records(task_test: list[dict[str, Any]]) -> list[BenchmarkRecord]:
     """The held-out split as evaluation records (numeric answers)."""
     return [
         BenchmarkRecord(id=str(r["id"]), question=r["question"], gold=str(r["answer"]), kind="numeric")
@@ -151,7 +151,7 @@ def run_seed(preset: DemoPreset, seed: int, out: Path) -> dict[str, Any]:
         "sft_continued": result.sft_continued_model,
         "wmss": result.final_model,
     }
-    records = test_records(task.test)
+    records = heldout_records(task.test)
     accuracies = {}
     for name in MODELS:
         began = time.time()
