@@ -86,7 +86,7 @@ def evaluate_model(
         str(model_dir), tokenizer, batch_size=preset.eval_batch_size, max_new_tokens=preset.max_new_tokens
     )
     result = evaluate(
-        backend, {"demo": records}, model_name=model_dir.name, tokenizer=tokenizer, system_prompt=None
+        backend, {"demo": records}, model_name=cache.stem, tokenizer=tokenizer, system_prompt=None
     )
     correct = [s.correct for s in result.samples]
     summary = {
