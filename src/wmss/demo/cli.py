@@ -76,7 +76,7 @@ def heldout_records(task_test: list[dict[str, Any]]) -> list[BenchmarkRecord]:
 
 
 def evaluate_model(
-    model_dir: Path, records: list[BenchmarkRecord], preset: DemoPreset, cache: Path
+    name: str, model_dir: Path, records: list[BenchmarkRecord], preset: DemoPreset, cache: Path
 ) -> dict[str, Any]:
     """Greedy-generate and grade one model on the held-out split (cached in `cache`)."""
     if cache.is_file():
@@ -85,9 +85,7 @@ def evaluate_model(
     backend = HFBackend(
         str(model_dir), tokenizer, batch_size=preset.eval_batch_size, max_new_tokens=preset.max_new_tokens
     )
-    result = evaluate(
-        backend, {"demo": records}, model_name=cache.stem, tokenizer=tokenizer, system_prompt=None
-    )
+    result = evaluate(backend, {"demo": records}, model_name=name, tokenizer=tokenizer, system_prompt=None)
     correct = [s.correct for s in result.samples]
     summary = {
         "model": str(model_dir),
@@ -155,7 +153,7 @@ def run_seed(preset: DemoPreset, seed: int, out: Path) -> dict[str, Any]:
     accuracies = {}
     for name in MODELS:
         began = time.time()
-        summary = evaluate_model(Path(paths[name]), records, preset, out / "eval" / f"{name}.json")
+        summary = evaluate_model(name, Path(paths[name]), records, preset, out / "eval" / f"{name}.json")
         accuracies[name] = summary["accuracy"]
         timings[f"eval_{name}"] = time.time() - began
     curriculum = read_curriculum(result.run_dir / "round-1" / "curriculum")["stats"]
