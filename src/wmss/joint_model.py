@@ -19,7 +19,13 @@ from transformers import PreTrainedModel
 from wmss.mixed_loss import chunked_mixed_cross_entropy, gather_trained_positions, mixed_logit_cross_entropy
 
 # Config attributes of models whose logits are not a plain linear map of the last hidden state.
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+_LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",  # Gemma 2
+    "logit_scale",  # Cohere
+    "logits_scaling",  # Granite
+    "lm_head_multiplier",  # Falcon-H1
+    "output_multiplier",
+)
 
 
 def uses_plain_output_head(model: PreTrainedModel) -> bool:
@@ -32,6 +38,8 @@ class JointModel(nn.Module):
     """The WMSS joint module: forward returns the mixed-logit CE on completion tokens."""
 
     accepts_loss_kwargs = True  # Trainer passes num_items_in_batch: exact loss under gradient accumulation
+    # Tells Trainer that labels are shifted inside, so it counts trained tokens as forward does.
+    loss_type = "ForCausalLM"
     supports_gradient_checkpointing = True
 
     def __init__(
@@ -50,6 +58,8 @@ class JointModel(nn.Module):
         self.chunk_size = chunk_size
         self.config = strong.config  # Trainer and accelerate read model.config
         self.main_input_name = "input_ids"
+        # FSDP's transformer auto-wrap policy reads this to shard decoder layers of both branches.
+        self._no_split_modules = sorted({*(strong._no_split_modules or []), *(weak._no_split_modules or [])})
         self._chunked = uses_plain_output_head(strong) and uses_plain_output_head(weak)
         if not weak_trainable:
             weak.requires_grad_(False)

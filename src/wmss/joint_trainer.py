@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
-from transformers import Trainer
-from transformers.trainer_utils import load_sharded_checkpoint
+from transformers import PreTrainedModel, Trainer
 
+from wmss.errors import ConfigError
 from wmss.joint_model import JointModel
 
 logger = logging.getLogger(__name__)
@@ -28,17 +27,12 @@ def _branch_state(state_dict: dict[str, torch.Tensor], branch: str) -> dict[str,
     return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
-def load_branch_weights(model: torch.nn.Module, folder: Path) -> None:
-    """Load a `save_pretrained` folder's weights (single file or sharded) into an existing model."""
-    single = folder / "model.safetensors"
-    if single.is_file():
-        result = model.load_state_dict(load_file(str(single)), strict=False)
-        # Tied output embeddings are absent from the file by design; anything else missing is an error.
-        tied = set(getattr(model, "_tied_weights_keys", None) or ())
-        if result.unexpected_keys or [k for k in result.missing_keys if k not in tied]:
-            raise RuntimeError(f"checkpoint {folder} does not match the model: {result}")
-    else:
-        load_sharded_checkpoint(model, str(folder), strict=False)
+def load_branch_weights(model: PreTrainedModel, folder: Path) -> None:
+    """Load a `save_pretrained` folder into an existing model, strictly (tied weights included)."""
+    # from_pretrained undoes the key conversions transformers applies on save (MoE, multimodal models).
+    parameter = next(model.parameters())
+    loaded = type(model).from_pretrained(str(folder), dtype=parameter.dtype)
+    model.load_state_dict(loaded.state_dict())
 
 
 class JointTrainer(Trainer):
@@ -51,7 +45,8 @@ class JointTrainer(Trainer):
     def _clip_grad_norm(self, model: torch.nn.Module) -> Any:
         # Per-branch norms are measured before clipping, on the steps that will be logged.
         step = self.state.global_step + 1
-        if not self.is_deepspeed_enabled and (step == 1 or step % max(int(self.args.logging_steps), 1) == 0):
+        sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled  # gradients are not whole tensors there
+        if not sharded and (step == 1 or step % max(int(self.args.logging_steps), 1) == 0):
             joint = self.accelerator.unwrap_model(model, keep_torch_compile=False)
             self._branch_norms.update({f"grad_norm_{k}": v for k, v in joint.branch_grad_norms().items()})
         return super()._clip_grad_norm(model)
@@ -67,10 +62,16 @@ class JointTrainer(Trainer):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
+        if state_dict is not None and not state_dict:
+            # ZeRO-3 hands over an empty dict when it cannot gather the weights.
+            raise ConfigError(
+                "DeepSpeed ZeRO-3 did not gather the weights for saving: set `zero3_save_16bit_model: true` "
+                "(stage3_gather_16bit_weights_on_model_save) in the DeepSpeed/accelerate config"
+            )
         joint: JointModel = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         for branch in BRANCHES:
             folder = os.path.join(output_dir, branch)
-            sub_state = _branch_state(state_dict, branch) if state_dict else None
+            sub_state = _branch_state(state_dict, branch) if state_dict is not None else None
             getattr(joint, branch).save_pretrained(folder, state_dict=sub_state, safe_serialization=True)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(folder)
@@ -81,7 +82,7 @@ class JointTrainer(Trainer):
     ) -> None:
         joint = model if model is not None else self.model
         folder = Path(resume_from_checkpoint)
-        if not all((folder / branch).is_dir() for branch in BRANCHES):
+        if self.is_fsdp_enabled or not all((folder / branch).is_dir() for branch in BRANCHES):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
             return
         logger.info("loading joint checkpoint from %s", folder)

@@ -36,10 +36,17 @@ def load_tokenizer(path: str, cfg: ModelConfig | None = None) -> PreTrainedToken
     return tokenizer
 
 
-def load_causal_lm(path: str, cfg: ModelConfig | None = None, dtype: str | None = None) -> PreTrainedModel:
+def load_causal_lm(
+    path: str, cfg: ModelConfig | None = None, dtype: str | None = None, for_training: bool = False
+) -> PreTrainedModel:
     """Load an `AutoModelForCausalLM` with the configured dtype and attention implementation."""
     cfg = cfg or ModelConfig()
-    kwargs: dict = {"dtype": resolve_dtype(dtype or cfg.dtype), "trust_remote_code": cfg.trust_remote_code}
+    name = dtype or cfg.dtype
+    if for_training and name == "auto":
+        # Trained weights stay float32 (bf16 is autocast via the `bf16` training flag): plain optimizers
+        # updating bf16 weights in place lose most updates at lr 1e-5 to rounding.
+        name = "float32"
+    kwargs: dict = {"dtype": resolve_dtype(name), "trust_remote_code": cfg.trust_remote_code}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     try:

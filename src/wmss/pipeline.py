@@ -9,6 +9,7 @@ upstream results) changed, together with everything downstream of it.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import logging
@@ -19,10 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import TrainerCallback
 
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import WMSSConfig, require
+from wmss.config import TrainConfig, WMSSConfig, require
+from wmss.data.cache import source_state
 from wmss.io import atomic_write_json, read_json
 from wmss.models import load_tokenizer
 from wmss.phases.common import load_training_data
@@ -100,13 +103,22 @@ def _stages(*names: str | None) -> list[str]:
     return [name for name in names if name]
 
 
+# Training settings that change how a stage is logged or checkpointed, not what it computes.
+_BOOKKEEPING = ("logging_steps", "save_steps", "save_total_limit", "report_to")
+
+
+def _train_settings(train: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(train).items() if k not in _BOOKKEEPING}
+
+
 def _model_settings(config: WMSSConfig) -> dict[str, Any]:
     return asdict(config.model) | {"base": None, "sft": None}
 
 
 def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[str, Path]]:
     """The stage graph of Algorithm 1 for this config, and the model path each stage produces."""
-    w, data = config.wmss, asdict(config.data)
+    # The data source's files (sizes, mtimes) are part of its identity: editing the file re-runs everything.
+    w, data = config.wmss, asdict(config.data) | {"source": source_state(config.data.train)}
 
     def ref(path: Path) -> str:
         # Models made inside the run are named relative to it, so a moved run directory stays valid.
@@ -130,7 +142,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     "base": config.model.base,
                     "model": model_settings,
                     "data": data,
-                    "train": asdict(config.sft),
+                    "train": _train_settings(config.sft),
                 },
                 [],
                 m1,
@@ -144,7 +156,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
     for t in range(1, w.rounds + 1):
         rd = run_dir / f"round-{t}"
         prefix = f"round{t}."
-        entropy_settings = {"data": data, "model": model_settings, "batch": w.entropy_batch_size}
+        entropy_settings = {"data": data, "model": model_settings}
         ent_w, ent_s, cur_dir, joint_dir = (
             rd / "entropy_weak.json",
             rd / "entropy_strong.json",
@@ -155,10 +167,9 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
             k: getattr(w, k) for k in ("alpha", "beta", "gamma", "sample_multiplier", "weighting", "seed")
         }
         joint_settings = {
-            "train": asdict(config.joint),
+            "train": _train_settings(config.joint),
             "lam": w.lam,
             "weak_trainable": w.weak_trainable,
-            "chunk": w.loss_chunk_size,
             "model": model_settings,
         }
         stages += [
@@ -203,7 +214,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 {"branch": "strong"},
                 [prefix + "joint"],
                 rd / "model",
-                lambda cb, j=joint_dir, d=rd / "model": run_extract(j, d, "strong"),
+                lambda cb, j=joint_dir, d=rd / "model": run_extract(j, d, "strong", config.model),
                 all_processes=False,
             ),
         ]
@@ -215,7 +226,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     {"branch": "weak"},
                     [prefix + "joint"],
                     rd / "weak_model",
-                    lambda cb, j=joint_dir, d=rd / "weak_model": run_extract(j, d, "weak"),
+                    lambda cb, j=joint_dir, d=rd / "weak_model": run_extract(j, d, "weak", config.model),
                     all_processes=False,
                 )
             )
@@ -226,7 +237,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 Stage(
                     prefix + "sft_continued",
                     sc_dir,
-                    {"train": asdict(config.joint), "model": model_settings, "init": ref(baseline)},
+                    {"train": _train_settings(config.joint), "model": model_settings, "init": ref(baseline)},
                     _stages(baseline_stage, prefix + "curriculum"),
                     sc_dir / "model",
                     lambda cb, b=baseline, c=cur_dir, d=sc_dir: _run_sft_continued(
@@ -285,7 +296,9 @@ def run_pipeline(
         if record and record.get("fingerprint") != stage.fingerprint:
             # Settings changed: stale outputs (and checkpoints) must not be resumed from.
             logger.info("stage %s: settings changed, re-running from scratch", stage.name)
-            _remove_outputs(stage)
+            if process_state().is_main_process:
+                _remove_outputs(stage)
+            process_state().wait_for_everyone()
         _execute(stage, manifest, list((callbacks or {}).get(stage.name, ())))
         result.executed.append(stage.name)
     result.round_models = [models[f"round{t}.model"] for t in range(1, config.wmss.rounds + 1)]
@@ -305,6 +318,13 @@ def _remove_outputs(stage: Stage) -> None:
         shutil.rmtree(stage.directory)
     elif stage.directory.exists():
         stage.directory.unlink()
+
+
+def _release_memory() -> None:
+    # Trainers and their engines hold reference cycles; free their (GPU) memory before the next stage.
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallback]) -> None:
@@ -329,6 +349,8 @@ def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallba
             stage.name, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time()
         )
         raise
+    finally:
+        _release_memory()
     finished = time.time()
     manifest.update(
         stage.name, status="done", finished=finished, duration_s=round(finished - started, 3), error=None

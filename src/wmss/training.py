@@ -6,13 +6,13 @@ import dataclasses
 import json
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import PartialState
 from transformers import TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from wmss.config import TrainConfig, WMSSConfig
 from wmss.errors import ConfigError
@@ -20,6 +20,7 @@ from wmss.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 _OWN_FIELDS = ("extra",)
+DISTRIBUTED_TIMEOUT = timedelta(hours=3)
 _TRAINING_ARGUMENT_NAMES = {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
@@ -55,7 +56,8 @@ def has_accelerator() -> bool:
 
 def process_state() -> PartialState:
     """accelerate's process state (distributed under `torchrun`/`accelerate launch`, on CPU too)."""
-    return PartialState(cpu=not has_accelerator())
+    # Ranks wait at barriers while the main process tokenises, draws the curriculum or extracts: allow hours.
+    return PartialState(cpu=not has_accelerator(), timeout=DISTRIBUTED_TIMEOUT)
 
 
 def make_training_arguments(
@@ -75,10 +77,14 @@ def resume_checkpoint(output_dir: Path) -> str | None:
     """The last `checkpoint-N` directory under `output_dir`, if any (so a re-run resumes)."""
     if not output_dir.is_dir():
         return None
-    last = get_last_checkpoint(str(output_dir))
-    if last:
-        logger.info("resuming from %s", last)
-    return last
+    # trainer_state.json is written last: a checkpoint without it was cut off mid-save and is skipped.
+    complete = [p for p in output_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    complete = [p for p in complete if p.name.removeprefix("checkpoint-").isdigit()]
+    if not complete:
+        return None
+    last = max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")))
+    logger.info("resuming from %s", last)
+    return str(last)
 
 
 class JsonlMetricsCallback(TrainerCallback):

@@ -19,8 +19,8 @@ from wmss.io import atomic_directory, atomic_write_json, read_json
 logger = logging.getLogger(__name__)
 
 
-def _source_state(train: str | None) -> Any:
-    # A local source is identified by its files' sizes and modification times; a hub name by itself.
+def source_state(train: str | None) -> Any:
+    """Identity of a data source: its files' paths, sizes and modification times, or a hub name itself."""
     path = Path(train or "").expanduser()
     files = (
         [path]
@@ -41,7 +41,7 @@ def _tokenizer_state(tokenizer: Any) -> str:
 
 def cache_key(cfg: DataConfig, tokenizer: Any) -> str:
     """Hash of everything tokenisation depends on: data settings, source files and tokenizer."""
-    payload = [dataclasses.asdict(cfg), _source_state(cfg.train), _tokenizer_state(tokenizer)]
+    payload = [dataclasses.asdict(cfg), source_state(cfg.train), _tokenizer_state(tokenizer)]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

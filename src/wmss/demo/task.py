@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from wmss.io import atomic_write_text
 
 NAMES = (("Tom", "He"), ("Ann", "She"), ("Sam", "He"), ("Mia", "She"), ("Ben", "He"), ("Zoe", "She"))
 ITEMS = ("apples", "pens", "coins", "books", "cards", "shells", "eggs", "stamps")
@@ -129,11 +130,10 @@ def pretraining_corpus(
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], path: Path) -> None:
-    """Write one JSON object per line, atomically (temporary file + rename)."""
+    """Write one JSON object per line atomically; an identical file is left untouched (keeps its mtime)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    # Pipeline stages fingerprint their data file's mtime: rewriting the same data must not re-run them.
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    atomic_write_text(path, text)

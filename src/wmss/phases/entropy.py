@@ -18,9 +18,10 @@ from transformers import PreTrainedModel
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, require
 from wmss.data import make_collator
-from wmss.entropy import chunked_sample_entropy, scored_token_counts
+from wmss.entropy import chunked_sample_entropy, sample_entropy, scored_token_counts
 from wmss.errors import DataError
 from wmss.io import atomic_write_json, read_json
+from wmss.joint_model import uses_plain_output_head
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.training import process_state
@@ -46,19 +47,26 @@ def dataset_entropies(
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     results: list[tuple[int, float, int]] = []
     decoder, head = model.get_decoder(), model.get_output_embeddings()
-    with state.split_between_processes(batches) as shard:
-        for batch_rows in tqdm(shard, desc="entropy", disable=not state.is_local_main_process):
-            rows = dataset.select(batch_rows)
-            batch = collator([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
-            batch = {k: v.to(state.device) for k, v in batch.items()}
-            hidden = decoder(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-            )[0]
-            entropy = chunked_sample_entropy(hidden, head, batch["labels"], chunk_size=chunk_size)
-            counts = scored_token_counts(batch["labels"])
-            results += [
-                (int(i), float(h), int(n)) for i, h, n in zip(rows["idx"], entropy, counts, strict=True)
-            ]
+    plain_head = uses_plain_output_head(model)
+    # Every n-th batch per rank, so that the long (late, length-sorted) batches are spread over all ranks.
+    shard = batches[state.process_index :: state.num_processes]
+    for batch_rows in tqdm(shard, desc="entropy", disable=not state.is_local_main_process):
+        rows = dataset.select(batch_rows)
+        batch = collator([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+        batch = {k: v.to(state.device) for k, v in batch.items()}
+        inputs = {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "use_cache": False,
+        }
+        if plain_head:
+            entropy = chunked_sample_entropy(
+                decoder(**inputs)[0], head, batch["labels"], chunk_size=chunk_size
+            )
+        else:  # soft-capped or scaled logits: only the model's own forward computes them right
+            entropy = sample_entropy(model(**inputs).logits, batch["labels"])
+        counts = scored_token_counts(batch["labels"])
+        results += [(int(i), float(h), int(n)) for i, h, n in zip(rows["idx"], entropy, counts, strict=True)]
     gathered = gather_object(results) if state.num_processes > 1 else results
     return {idx: (h, n) for idx, h, n in gathered}
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
+from wmss.config import ModelConfig
 from wmss.errors import ModelError
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import save_model_dir
@@ -25,11 +27,18 @@ def branch_dir(joint_dir: str | Path, branch: str = "strong") -> Path:
     )
 
 
-def run_extract(joint_dir: str | Path, output_dir: str | Path, branch: str = "strong") -> Path:
+def run_extract(
+    joint_dir: str | Path,
+    output_dir: str | Path,
+    branch: str = "strong",
+    model_cfg: ModelConfig | None = None,
+) -> Path:
     """Write one branch of a joint run as a plain HF checkpoint (safetensors, config, tokenizer, generation)."""
     source = branch_dir(joint_dir, branch)
-    model = load_causal_lm(str(source), dtype="auto")
-    tokenizer = load_tokenizer(str(source))
+    # Only loading options (trust_remote_code, attention) apply: the weights keep the dtype they were saved in.
+    model_cfg = replace(model_cfg or ModelConfig(), tokenizer=None)
+    model = load_causal_lm(str(source), model_cfg, dtype="auto")
+    tokenizer = load_tokenizer(str(source), model_cfg)
     return save_model_dir(model, tokenizer, Path(output_dir))
 
 

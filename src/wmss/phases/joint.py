@@ -74,8 +74,8 @@ def run_joint(
     weak_tokenizer = load_tokenizer(weak_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
     dataset = active_dataset(data, read_curriculum(curriculum) if curriculum else None)
-    strong = load_causal_lm(strong_path, config.model)
-    weak = load_causal_lm(weak_path, config.model)
+    strong = load_causal_lm(strong_path, config.model, for_training=True)
+    weak = load_causal_lm(weak_path, config.model, for_training=config.wmss.weak_trainable)
     check_same_vocabulary(weak, strong, weak_tokenizer, tokenizer)
     w = config.wmss
     joint = JointModel(strong, weak, lam=w.lam, weak_trainable=w.weak_trainable, chunk_size=w.loss_chunk_size)

@@ -45,7 +45,7 @@ def run_sft(
     if dataset is None:
         data = load_training_data(config, tokenizer, data_cache)
         dataset, data_stats = data.dataset, data.stats.to_dict()
-    model = load_causal_lm(model_path, config.model)
+    model = load_causal_lm(model_path, config.model, for_training=True)
     args = make_training_arguments(
         config,
         train_section,
