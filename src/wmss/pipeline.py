@@ -173,21 +173,19 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
             "model": model_settings,
         }
         stages += [
-            Stage(
-                prefix + "entropy_weak",
-                ent_w,
-                entropy_settings | {"weak": ref(weak)},
-                _stages(weak_stage),
-                ent_w,
-                lambda cb, weak=weak, ent_w=ent_w: run_entropy(config, str(weak), ent_w, cache),
-            ),
-            Stage(
-                prefix + "entropy_strong",
-                ent_s,
-                entropy_settings | {"strong": ref(strong)},
-                _stages(strong_stage),
-                ent_s,
-                lambda cb, strong=strong, ent_s=ent_s: run_entropy(config, str(strong), ent_s, cache),
+            *(
+                Stage(
+                    f"{prefix}entropy_{role}",
+                    output,
+                    entropy_settings | {role: ref(model)},
+                    _stages(model_stage),
+                    output,
+                    lambda cb, model=model, output=output: run_entropy(config, str(model), output, cache),
+                )
+                for role, model, model_stage, output in (
+                    ("weak", weak, weak_stage, ent_w),
+                    ("strong", strong, strong_stage, ent_s),
+                )
             ),
             Stage(
                 prefix + "curriculum",
