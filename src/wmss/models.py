@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -88,8 +87,3 @@ def check_same_vocabulary(
             f"{len(weak_tokenizer)} vs {len(strong_tokenizer)} or different token ids); "
             "use checkpoints that share one tokenizer"
         )
-
-
-def is_local_checkpoint(path: str) -> bool:
-    """True when `path` is a directory holding a model config."""
-    return (Path(path) / "config.json").is_file()

@@ -206,28 +206,20 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     config, str(a[0]), str(a[1]), a[2], a[3], callbacks=cb, data_cache=cache
                 ),
             ),
-            Stage(
-                prefix + "extract",
-                rd / "model",
-                {"branch": "strong"},
-                [prefix + "joint"],
-                rd / "model",
-                lambda cb, j=joint_dir, d=rd / "model": run_extract(j, d, "strong", config.model),
-                all_processes=False,
-            ),
-        ]
-        if config.pipeline.extract_weak:
-            stages.append(
+            *(
                 Stage(
-                    prefix + "extract_weak",
-                    rd / "weak_model",
-                    {"branch": "weak"},
+                    prefix + ("extract" if branch == "strong" else "extract_weak"),
+                    output,
+                    {"branch": branch},
                     [prefix + "joint"],
-                    rd / "weak_model",
-                    lambda cb, j=joint_dir, d=rd / "weak_model": run_extract(j, d, "weak", config.model),
+                    output,
+                    lambda cb, j=joint_dir, b=branch, o=output: run_extract(j, o, b, config.model),
                     all_processes=False,
                 )
-            )
+                for branch, output in (("strong", rd / "model"), ("weak", rd / "weak_model"))
+                if branch == "strong" or config.pipeline.extract_weak
+            ),
+        ]
         if config.pipeline.sft_baseline:
             # Same active set and training settings as the joint stage: identical optimizer steps and tokens.
             sc_dir = rd / "sft_continued"
