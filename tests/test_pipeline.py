@@ -12,7 +12,7 @@ from transformers import TrainerCallback
 
 from wmss.cli import main
 from wmss.config import load_config
-from wmss.pipeline import DATA_CACHE, MANIFEST, run_pipeline
+from wmss.pipeline import DATA_CACHE, MANIFEST, build_stages, run_pipeline
 
 STAGES = [
     "sft",
@@ -129,3 +129,18 @@ def test_cli_run_with_a_config_file_resumes_the_same_run(finished_run, tiny_mode
     out = capsys.readouterr().out
     assert f"final WMSS model: {result.final_model}" in out
     assert f"continued-SFT baseline: {result.sft_continued_model}" in out
+
+
+def test_two_rounds_chain_weak_and_strong_as_algorithm_1(tmp_path, tiny_model_dir, train_jsonl):
+    config = tiny_config(tiny_model_dir, train_jsonl, **{"wmss.rounds": 2, "pipeline.extract_weak": True})
+    stages = {stage.name: stage for stage in build_stages(config, tmp_path)[0]}
+    # Round t: weak = M_{t-1}, strong = M_t; each stage's action is bound to its own round's paths.
+    assert stages["round1.joint"].settings["weak"] == str(tiny_model_dir)
+    assert stages["round1.joint"].settings["strong"] == "sft/model"
+    assert stages["round2.joint"].settings["weak"] == "sft/model"
+    assert stages["round2.joint"].settings["strong"] == "round-1/model"
+    assert stages["round2.sft_continued"].settings["init"] == "round-1/sft_continued/model"
+    for t in (1, 2):
+        for name, output in ((f"round{t}.extract", "model"), (f"round{t}.extract_weak", "weak_model")):
+            assert stages[name].action.__defaults__[0] == tmp_path / f"round-{t}" / "joint"
+            assert stages[name].output == tmp_path / f"round-{t}" / output
