@@ -9,24 +9,17 @@ upstream results) changed, together with everything downstream of it.
 from __future__ import annotations
 
 import argparse
-import gc
-import hashlib
-import json
 import logging
-import shutil
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import TrainerCallback
 
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import TrainConfig, WMSSConfig, require
 from wmss.data.cache import source_state
-from wmss.io import atomic_write_json, read_json
 from wmss.models import load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.phases.curriculum import CURRICULUM_FILE, read_curriculum, run_curriculum
@@ -34,30 +27,12 @@ from wmss.phases.entropy import run_entropy
 from wmss.phases.extract import run_extract
 from wmss.phases.joint import active_dataset, run_joint
 from wmss.phases.sft import run_sft
+from wmss.stages import MANIFEST, Manifest, Stage, depends_on, run_stages
 from wmss.training import process_state
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 DATA_CACHE = "data_cache"  # tokenised training data, shared by the stages of a run
-
-
-def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class Stage:
-    """One step of the pipeline: what it depends on, where it writes, and how to run it."""
-
-    name: str
-    directory: Path  # everything the stage writes (removed when its settings change)
-    settings: dict[str, Any]  # the config values this stage's result depends on
-    upstream: list[str]  # names of stages whose results it consumes
-    output: Path  # the main artifact; the stage is done only if it exists
-    action: Callable[[Sequence[TrainerCallback]], Any]  # receives extra Trainer callbacks
-    fingerprint: str = ""
-    all_processes: bool = True  # False: file-only work done by the main process alone
 
 
 @dataclass
@@ -75,32 +50,6 @@ class RunResult:
     def final_model(self) -> Path:
         """The strong model after the last round (M_{K+1})."""
         return self.round_models[-1]
-
-
-class Manifest:
-    """The run's record of stages, rewritten atomically after every change."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict[str, Any] = read_json(path) if path.is_file() else {"stages": {}}
-
-    def stage(self, name: str) -> dict[str, Any]:
-        """The record of one stage (empty when it never ran)."""
-        return self.data["stages"].get(name, {})
-
-    def update(self, name: str, **fields: Any) -> None:
-        """Merge fields into a stage record and persist it (main process only)."""
-        self.data["stages"].setdefault(name, {}).update(fields)
-        self.save()
-
-    def save(self) -> None:
-        """Write the manifest atomically from the main process."""
-        if process_state().is_main_process:
-            atomic_write_json(self.path, self.data)
-
-
-def _stages(*names: str | None) -> list[str]:
-    return [name for name in names if name]
 
 
 # Training settings that change how a stage is logged or checkpointed, not what it computes.
@@ -178,7 +127,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     f"{prefix}entropy_{role}",
                     output,
                     entropy_settings | {role: ref(model)},
-                    _stages(model_stage),
+                    depends_on(model_stage),
                     output,
                     lambda cb, model=model, output=output: run_entropy(config, str(model), output, cache),
                 )
@@ -200,7 +149,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                 prefix + "joint",
                 joint_dir,
                 joint_settings | {"weak": ref(weak), "strong": ref(strong)},
-                _stages(weak_stage, strong_stage, prefix + "curriculum"),
+                depends_on(weak_stage, strong_stage, prefix + "curriculum"),
                 joint_dir / "final" / "strong",
                 lambda cb, a=(weak, strong, joint_dir, cur_dir): run_joint(
                     config, str(a[0]), str(a[1]), a[2], a[3], callbacks=cb, data_cache=cache
@@ -228,7 +177,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
                     prefix + "sft_continued",
                     sc_dir,
                     {"train": _train_settings(config.joint), "model": model_settings, "init": ref(baseline)},
-                    _stages(baseline_stage, prefix + "curriculum"),
+                    depends_on(baseline_stage, prefix + "curriculum"),
                     sc_dir / "model",
                     lambda cb, b=baseline, c=cur_dir, d=sc_dir: _run_sft_continued(
                         config, b, c, d, cb, cache
@@ -267,30 +216,12 @@ def run_pipeline(
     run_dir.mkdir(parents=True, exist_ok=True)
     if process_state().is_main_process:
         config.save(run_dir / "config.yaml")
-    manifest = Manifest(run_dir / MANIFEST)
     stages, models = build_stages(config, run_dir)
-    fingerprints: dict[str, str] = {}
-    result = RunResult(run_dir=run_dir, sft_model=models["sft"])
-    for stage in stages:
-        stage.fingerprint = _hash([stage.settings, [fingerprints[u] for u in stage.upstream]])
-        fingerprints[stage.name] = stage.fingerprint
-        record = manifest.stage(stage.name)
-        if (
-            record.get("status") == "done"
-            and record.get("fingerprint") == stage.fingerprint
-            and stage.output.exists()
-        ):
-            logger.info("stage %s: done, skipping", stage.name)
-            result.skipped.append(stage.name)
-            continue
-        if record and record.get("fingerprint") != stage.fingerprint:
-            # Settings changed: stale outputs (and checkpoints) must not be resumed from.
-            logger.info("stage %s: settings changed, re-running from scratch", stage.name)
-            if process_state().is_main_process:
-                _remove_outputs(stage)
-            process_state().wait_for_everyone()
-        _execute(stage, manifest, list((callbacks or {}).get(stage.name, ())))
-        result.executed.append(stage.name)
+    manifest = Manifest(run_dir / MANIFEST)
+    outcome = run_stages(stages, manifest, callbacks)
+    result = RunResult(
+        run_dir=run_dir, sft_model=models["sft"], executed=outcome.executed, skipped=outcome.skipped
+    )
     result.round_models = [models[f"round{t}.model"] for t in range(1, config.wmss.rounds + 1)]
     if config.pipeline.sft_baseline:
         result.sft_continued_model = models[f"round{config.wmss.rounds}.sft_continued"]
@@ -301,50 +232,6 @@ def run_pipeline(
     }
     manifest.save()
     return result
-
-
-def _remove_outputs(stage: Stage) -> None:
-    if stage.directory.is_dir():
-        shutil.rmtree(stage.directory)
-    elif stage.directory.exists():
-        stage.directory.unlink()
-
-
-def _release_memory() -> None:
-    # Trainers and their engines hold reference cycles; free their (GPU) memory before the next stage.
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallback]) -> None:
-    started = time.time()
-    manifest.update(
-        stage.name,
-        status="running",
-        fingerprint=stage.fingerprint,
-        inputs=stage.settings,
-        upstream=stage.upstream,
-        output=str(stage.output),
-        started=started,
-    )
-    logger.info("stage %s: running", stage.name)
-    state = process_state()
-    try:
-        if stage.all_processes or state.is_main_process:
-            stage.action(callbacks)
-        state.wait_for_everyone()
-    except BaseException as exc:
-        manifest.update(
-            stage.name, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time()
-        )
-        raise
-    finally:
-        _release_memory()
-    finished = time.time()
-    manifest.update(
-        stage.name, status="done", finished=finished, duration_s=round(finished - started, 3), error=None
-    )
 
 
 SHORTCUTS = {

@@ -1,0 +1,162 @@
+"""The stage executor shared by `wmss run` and `wmss compare`: a manifest, fingerprints, skip, resume, re-run.
+
+A stage declares the settings its result depends on and the stages it consumes. Its fingerprint chains its own
+settings with its upstream fingerprints, so changing a setting re-runs that stage and everything downstream of it,
+a finished stage with an unchanged fingerprint is skipped, and an interrupted one is re-entered (training stages
+resume from their last Trainer checkpoint).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from wmss.io import atomic_write_json, read_json
+from wmss.training import process_state
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+def settings_hash(payload: Any) -> str:
+    """Short stable hash of JSON-able settings."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Stage:
+    """One step of a run: what it depends on, where it writes, and how to run it."""
+
+    name: str
+    directory: Path  # everything the stage writes (removed when its settings change)
+    settings: dict[str, Any]  # the config values this stage's result depends on
+    upstream: list[str]  # names of stages whose results it consumes
+    output: Path  # the main artifact; the stage is done only if it exists
+    action: Callable[[Sequence[TrainerCallback]], Any]  # receives extra Trainer callbacks
+    fingerprint: str = ""
+    all_processes: bool = True  # False: file-only work done by the main process alone
+
+
+@dataclass
+class StageRun:
+    """Which stages one call of `run_stages` executed and which it found done."""
+
+    executed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+class Manifest:
+    """The run's record of stages, rewritten atomically after every change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = read_json(path) if path.is_file() else {"stages": {}}
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """The record of one stage (empty when it never ran)."""
+        return self.data["stages"].get(name, {})
+
+    def update(self, name: str, **fields: Any) -> None:
+        """Merge fields into a stage record and persist it (main process only)."""
+        self.data["stages"].setdefault(name, {}).update(fields)
+        self.save()
+
+    def save(self) -> None:
+        """Write the manifest atomically from the main process."""
+        if process_state().is_main_process:
+            atomic_write_json(self.path, self.data)
+
+
+def depends_on(*names: str | None) -> list[str]:
+    """Upstream stage names, dropping the absent ones (an input given by the user has no stage)."""
+    return [name for name in names if name]
+
+
+def run_stages(
+    stages: Sequence[Stage],
+    manifest: Manifest,
+    callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
+    on_stage: Callable[[int, Stage], None] | None = None,
+) -> StageRun:
+    """Run stages in order, skipping finished ones; `on_stage(i, stage)` is told before each one starts."""
+    fingerprints: dict[str, str] = {}
+    outcome = StageRun()
+    for position, stage in enumerate(stages):
+        stage.fingerprint = settings_hash([stage.settings, [fingerprints[u] for u in stage.upstream]])
+        fingerprints[stage.name] = stage.fingerprint
+        record = manifest.stage(stage.name)
+        if (
+            record.get("status") == "done"
+            and record.get("fingerprint") == stage.fingerprint
+            and stage.output.exists()
+        ):
+            logger.info("stage %s: done, skipping", stage.name)
+            outcome.skipped.append(stage.name)
+            continue
+        if on_stage is not None:
+            on_stage(position, stage)
+        if record and record.get("fingerprint") != stage.fingerprint:
+            # Settings changed: stale outputs (and checkpoints) must not be resumed from.
+            logger.info("stage %s: settings changed, re-running from scratch", stage.name)
+            if process_state().is_main_process:
+                _remove_outputs(stage)
+            process_state().wait_for_everyone()
+        _execute(stage, manifest, list((callbacks or {}).get(stage.name, ())))
+        outcome.executed.append(stage.name)
+    return outcome
+
+
+def _remove_outputs(stage: Stage) -> None:
+    if stage.directory.is_dir():
+        shutil.rmtree(stage.directory)
+    elif stage.directory.exists():
+        stage.directory.unlink()
+
+
+def _release_memory() -> None:
+    # Trainers and their engines hold reference cycles; free their (GPU) memory before the next stage.
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallback]) -> None:
+    started = time.time()
+    manifest.update(
+        stage.name,
+        status="running",
+        fingerprint=stage.fingerprint,
+        inputs=stage.settings,
+        upstream=stage.upstream,
+        output=str(stage.output),
+        started=started,
+    )
+    logger.info("stage %s: running", stage.name)
+    state = process_state()
+    try:
+        if stage.all_processes or state.is_main_process:
+            stage.action(callbacks)
+        state.wait_for_everyone()
+    except BaseException as exc:
+        manifest.update(
+            stage.name, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time()
+        )
+        raise
+    finally:
+        _release_memory()
+    finished = time.time()
+    manifest.update(
+        stage.name, status="done", finished=finished, duration_s=round(finished - started, 3), error=None
+    )
