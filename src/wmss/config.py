@@ -104,6 +104,33 @@ class PipelineConfig:
 
 
 @dataclass
+class CompareConfig:
+    """`wmss compare`: which methods ("arms") to train from the same M1, over which seeds and sweeps, evaluated how."""
+
+    arms: list[str] = field(default_factory=lambda: ["sft_total", "sft_continued", "neftune", "undial", "wmss"])
+    reference: str = "sft_continued"  # every arm is compared with this one (paired, per problem)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    shared_phase1: bool = False  # True: one Phase 1 (M1) for every seed; False: Phase 1 re-run per seed
+    sweeps: list[str] = field(default_factory=list)  # e.g. ["wmss.lam=0.3,0.5", "wmss.alpha:wmss.beta=0.1:0.8,0.2:0.6"]
+    sweep_arms: list[str] = field(default_factory=lambda: ["wmss"])  # arms the sweeps apply to
+    evaluate_base_models: bool = True  # also evaluate M0 and M1
+    eval_file: str | None = None  # held-out JSONL ({"id", "question", "answer"} or a benchmark layout)
+    eval_kind: str | None = None  # grading kind of eval_file (numeric, latex, choice); inferred when null
+    benchmarks: list[str] = field(default_factory=list)  # names for wmss.eval (gsm8k, svamp, ...)
+    data_dir: str | None = None  # local benchmark files
+    eval_limit: int | None = None  # first N problems of each benchmark
+    eval_batch_size: int = 16
+    max_new_tokens: int = 512
+    n_resamples: int = 10000  # bootstrap resamples for the confidence intervals
+    diagnostics_samples: int = 200  # training examples for the logit statistics (0: skip)
+    neftune_alpha: float = 5.0  # NEFTune noise (paper: alpha = 5)
+    undial_beta: float = 10.0  # UNDIAL: logit subtracted from the target (reference implementation: 10)
+    undial_noise: bool = False  # UNDIAL as the WMSS paper describes it: beta scaled by Gaussian noise
+    label_smoothing: float = 0.1
+    high_lr_factor: float = 2.0  # sft_high_lr: this multiple of the joint learning rate
+
+
+@dataclass
 class WMSSConfig:
     """The full configuration of a WMSS run."""
 
@@ -113,6 +140,7 @@ class WMSSConfig:
     joint: TrainConfig = field(default_factory=TrainConfig)
     wmss: WMSSParams = field(default_factory=WMSSParams)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON serialisable)."""
@@ -301,10 +329,30 @@ def validate(config: WMSSConfig) -> None:
                 raise ConfigError(f"'{section}.{name}' must be >= 1, got {getattr(train, name)}")
         if train.max_steps < 1 and train.num_train_epochs <= 0:
             raise ConfigError(f"'{section}.num_train_epochs' must be > 0 (or set '{section}.max_steps')")
+    _validate_compare(config.compare)
     _check_local_or_hub("model.base", config.model.base)
     _check_local_or_hub("model.sft", config.model.sft)
     _check_local_or_hub("model.tokenizer", config.model.tokenizer)
     _check_local_or_hub("data.train", config.data.train)
+
+
+def _validate_compare(c: CompareConfig) -> None:
+    if not c.arms:
+        raise ConfigError("'compare.arms' is empty: name at least one method (e.g. [sft_continued, wmss])")
+    if not c.seeds or len(set(c.seeds)) != len(c.seeds):
+        raise ConfigError(f"'compare.seeds' must be a non-empty list of distinct integers, got {c.seeds}")
+    for name in ("eval_batch_size", "max_new_tokens", "n_resamples"):
+        if getattr(c, name) < 1:
+            raise ConfigError(f"'compare.{name}' must be >= 1, got {getattr(c, name)}")
+    for name in ("diagnostics_samples", "neftune_alpha", "undial_beta", "label_smoothing"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"'compare.{name}' must be >= 0, got {getattr(c, name)}")
+    if c.high_lr_factor <= 0:
+        raise ConfigError(f"'compare.high_lr_factor' must be > 0, got {c.high_lr_factor}")
+    if c.eval_limit is not None and c.eval_limit < 1:
+        raise ConfigError(f"'compare.eval_limit' must be >= 1 or null, got {c.eval_limit}")
+    if c.eval_file is not None and not Path(c.eval_file).expanduser().is_file():
+        raise ConfigError(f"'compare.eval_file': file does not exist: {c.eval_file}")
 
 
 def _choice(key: str, value: str, allowed: Sequence[str]) -> None:
