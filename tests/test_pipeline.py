@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 
@@ -142,5 +143,9 @@ def test_two_rounds_chain_weak_and_strong_as_algorithm_1(tmp_path, tiny_model_di
     assert stages["round2.sft_continued"].settings["init"] == "round-1/sft_continued/model"
     for t in (1, 2):
         for name, output in ((f"round{t}.extract", "model"), (f"round{t}.extract_weak", "weak_model")):
-            assert stages[name].action.__defaults__[0] == tmp_path / f"round-{t}" / "joint"
+            assert (
+                inspect.getclosurevars(stages[name].action).nonlocals["joint_dir"]
+                == tmp_path / f"round-{t}" / "joint"
+            )
+            assert stages[name].upstream == [f"round{t}.joint"]
             assert stages[name].output == tmp_path / f"round-{t}" / output

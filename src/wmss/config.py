@@ -278,6 +278,13 @@ def load_config(
     return config
 
 
+def with_values(config: WMSSConfig, values: Mapping[str, Any], source: str = "the configuration") -> WMSSConfig:
+    """A copy of `config` with dotted keys replaced (e.g. {"wmss.lam": 0.3}), validated like a loaded config."""
+    config = _build(WMSSConfig, _merge(config.to_dict(), _nest(values)), "", source)
+    validate(config)
+    return config
+
+
 def _check_local_or_hub(key: str, value: str | None) -> None:
     # Hub ids ("org/name", legacy "gpt2") cannot be checked offline; anything path-like must exist.
     if value is None or Path(value).expanduser().exists():

@@ -64,145 +64,210 @@ def _model_settings(config: WMSSConfig) -> dict[str, Any]:
     return asdict(config.model) | {"base": None, "sft": None}
 
 
-def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[str, Path]]:
-    """The stage graph of Algorithm 1 for this config, and the model path each stage produces."""
-    # The data source's files (sizes, mtimes) are part of its identity: editing the file re-runs everything.
-    w, data = config.wmss, asdict(config.data) | {"source": source_state(config.data.train)}
+# The method's settings a joint stage's result depends on (the curriculum's are upstream of it).
+_JOINT_KEYS = ("lam", "weak_trainable", "weak_control", "loss_tokens")
 
-    def ref(path: Path) -> str:
-        # Models made inside the run are named relative to it, so a moved run directory stays valid.
-        return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
 
-    stages: list[Stage] = []
-    models: dict[str, Path] = {}
-    cache = run_dir / DATA_CACHE
-    model_settings = _model_settings(config)
+class Steps:
+    """Builds the stages of a run directory: one method per step of Algorithm 1 (and per baseline)."""
 
-    sft_dir = run_dir / "sft"
-    if config.model.sft:
-        m1, m1_stage = Path(config.model.sft), None
-    else:
-        m1, m1_stage = sft_dir / "model", "sft"
-        stages.append(
-            Stage(
-                "sft",
-                sft_dir,
-                {
-                    "base": config.model.base,
-                    "model": model_settings,
-                    "data": data,
-                    "train": _train_settings(config.sft),
-                },
-                [],
-                m1,
-                lambda cb: run_sft(config, str(config.model.base), sft_dir, callbacks=cb, data_cache=cache),
-            )
+    def __init__(self, config: WMSSConfig, run_dir: Path) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.cache = run_dir / DATA_CACHE
+        # The data source's files (sizes, mtimes) are part of its identity: editing the file re-runs everything.
+        self.data = asdict(config.data) | {"source": source_state(config.data.train)}
+        self.model_settings = _model_settings(config)
+
+    def ref(self, path: Path) -> str:
+        """A model path as recorded in settings: relative inside the run, so a moved run directory stays valid."""
+        return str(path.relative_to(self.run_dir)) if path.is_relative_to(self.run_dir) else str(path)
+
+    def sft(
+        self,
+        name: str,
+        directory: Path,
+        init: Path,
+        init_stage: str | None,
+        config: WMSSConfig | None = None,
+        section: str = "sft",
+        curriculum: tuple[Path, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Stage:
+        """SFT of `init` on the data (or the curriculum's draws) with one section's settings -> directory/model."""
+        config = config or self.config
+        cur_dir, cur_stage = curriculum if curriculum else (None, None)
+        settings = {
+            "init": self.ref(init),
+            "model": self.model_settings,
+            "data": self.data,
+            "train": _train_settings(getattr(config, section)),
+            **(extra or {}),
+        }
+        return Stage(
+            name,
+            directory,
+            settings,
+            depends_on(init_stage, cur_stage),
+            directory / "model",
+            lambda cb: _run_sft_on(config, init, section, cur_dir, directory, cb, self.cache),
         )
-    models["sft"] = m1
-    weak, weak_stage = Path(str(config.model.base)), None
-    strong, strong_stage = m1, m1_stage
-    baseline, baseline_stage = m1, m1_stage
-    for t in range(1, w.rounds + 1):
-        rd = run_dir / f"round-{t}"
-        prefix = f"round{t}."
-        entropy_settings = {"data": data, "model": model_settings}
-        ent_w, ent_s, cur_dir, joint_dir = (
-            rd / "entropy_weak.json",
-            rd / "entropy_strong.json",
-            rd / "curriculum",
-            rd / "joint",
+
+    def entropy(self, name: str, model: Path, model_stage: str | None, output: Path) -> Stage:
+        """Per-sample completion entropy of one model (Eq. 3/8) -> output JSON."""
+        return Stage(
+            name,
+            output,
+            {"data": self.data, "model": self.model_settings, "scored": self.ref(model)},
+            depends_on(model_stage),
+            output,
+            lambda cb: run_entropy(self.config, str(model), output, self.cache),
         )
-        cur_settings = {
+
+    def curriculum(
+        self,
+        name: str,
+        directory: Path,
+        entropies: tuple[Path, Path],
+        upstream: list[str],
+        config: WMSSConfig,
+    ) -> Stage:
+        """Eq. 10 weights from the weak/strong entropy files and the drawn active set -> directory."""
+        w = config.wmss
+        settings = {
             k: getattr(w, k) for k in ("alpha", "beta", "gamma", "sample_multiplier", "weighting", "seed")
         }
-        joint_settings = {
+        return Stage(
+            name,
+            directory,
+            settings,
+            upstream,
+            directory / CURRICULUM_FILE,
+            lambda cb: run_curriculum(config, entropies[0], entropies[1], directory),
+            all_processes=False,
+        )
+
+    def joint(
+        self,
+        name: str,
+        directory: Path,
+        weak: tuple[Path, str | None],
+        strong: tuple[Path, str | None],
+        curriculum: tuple[Path, str] | None,
+        config: WMSSConfig | None = None,
+    ) -> Stage:
+        """Phase 3: weak + strong trained on mixed logits over the curriculum's draws -> directory/final."""
+        config = config or self.config
+        cur_dir, cur_stage = curriculum if curriculum else (None, None)
+        w = asdict(config.wmss)
+        settings = {
             "train": _train_settings(config.joint),
-            "lam": w.lam,
-            "weak_trainable": w.weak_trainable,
-            "model": model_settings,
+            "model": self.model_settings,
+            "weak": self.ref(weak[0]),
+            "strong": self.ref(strong[0]),
+            **{key: w[key] for key in _JOINT_KEYS if key in w},
         }
-        stages += [
-            *(
-                Stage(
-                    f"{prefix}entropy_{role}",
-                    output,
-                    entropy_settings | {role: ref(model)},
-                    depends_on(model_stage),
-                    output,
-                    lambda cb, model=model, output=output: run_entropy(config, str(model), output, cache),
-                )
-                for role, model, model_stage, output in (
-                    ("weak", weak, weak_stage, ent_w),
-                    ("strong", strong, strong_stage, ent_s),
-                )
+        if cur_dir is None:
+            settings["data"] = self.data  # without a curriculum the data is read directly
+        return Stage(
+            name,
+            directory,
+            settings,
+            depends_on(weak[1], strong[1], cur_stage),
+            directory / "final" / "strong",
+            lambda cb: run_joint(
+                config, str(weak[0]), str(strong[0]), directory, cur_dir, callbacks=cb, data_cache=self.cache
             ),
-            Stage(
-                prefix + "curriculum",
-                cur_dir,
-                cur_settings,
-                [prefix + "entropy_weak", prefix + "entropy_strong"],
-                cur_dir / CURRICULUM_FILE,
-                lambda cb, e=(ent_w, ent_s), d=cur_dir: run_curriculum(config, e[0], e[1], d),
-                all_processes=False,
-            ),
-            Stage(
-                prefix + "joint",
-                joint_dir,
-                joint_settings | {"weak": ref(weak), "strong": ref(strong)},
-                depends_on(weak_stage, strong_stage, prefix + "curriculum"),
-                joint_dir / "final" / "strong",
-                lambda cb, a=(weak, strong, joint_dir, cur_dir): run_joint(
-                    config, str(a[0]), str(a[1]), a[2], a[3], callbacks=cb, data_cache=cache
-                ),
-            ),
-            *(
-                Stage(
-                    prefix + ("extract" if branch == "strong" else "extract_weak"),
-                    output,
-                    {"branch": branch},
-                    [prefix + "joint"],
-                    output,
-                    lambda cb, j=joint_dir, b=branch, o=output: run_extract(j, o, b, config.model),
-                    all_processes=False,
-                )
-                for branch, output in (("strong", rd / "model"), ("weak", rd / "weak_model"))
-                if branch == "strong" or config.pipeline.extract_weak
-            ),
-        ]
-        if config.pipeline.sft_baseline:
-            # Same active set and training settings as the joint stage: identical optimizer steps and tokens.
-            sc_dir = rd / "sft_continued"
-            stages.append(
-                Stage(
-                    prefix + "sft_continued",
-                    sc_dir,
-                    {"train": _train_settings(config.joint), "model": model_settings, "init": ref(baseline)},
-                    depends_on(baseline_stage, prefix + "curriculum"),
-                    sc_dir / "model",
-                    lambda cb, b=baseline, c=cur_dir, d=sc_dir: _run_sft_continued(
-                        config, b, c, d, cb, cache
-                    ),
-                )
-            )
-            baseline, baseline_stage = sc_dir / "model", prefix + "sft_continued"
-            models[prefix + "sft_continued"] = baseline
-        models[prefix + "model"] = rd / "model"
-        weak, weak_stage = strong, strong_stage
-        strong, strong_stage = rd / "model", prefix + "extract"
-    return stages, models
+        )
+
+    def extract(self, name: str, joint_dir: Path, joint_stage: str, branch: str, output: Path) -> Stage:
+        """One branch of a joint stage as a plain HF checkpoint -> output."""
+        return Stage(
+            name,
+            output,
+            {"branch": branch},
+            [joint_stage],
+            output,
+            lambda cb: run_extract(joint_dir, output, branch, self.config.model),
+            all_processes=False,
+        )
 
 
-def _run_sft_continued(
+def _run_sft_on(
     config: WMSSConfig,
     init: Path,
-    curriculum_dir: Path,
+    section: str,
+    curriculum_dir: Path | None,
     output_dir: Path,
     callbacks: Sequence[TrainerCallback],
     data_cache: Path,
 ) -> Path:
-    data = load_training_data(config, load_tokenizer(str(init), config.model), data_cache)
-    dataset = active_dataset(data, read_curriculum(curriculum_dir))
-    return run_sft(config, str(init), output_dir, train_section="joint", dataset=dataset, callbacks=callbacks)
+    dataset = None
+    if curriculum_dir is not None:
+        data = load_training_data(config, load_tokenizer(str(init), config.model), data_cache)
+        dataset = active_dataset(data, read_curriculum(curriculum_dir))
+    return run_sft(
+        config,
+        str(init),
+        output_dir,
+        train_section=section,
+        dataset=dataset,
+        callbacks=callbacks,
+        data_cache=data_cache,
+    )
+
+
+def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[str, Path]]:
+    """The stage graph of Algorithm 1 for this config, and the model path each stage produces."""
+    steps = Steps(config, run_dir)
+    stages: list[Stage] = []
+    models: dict[str, Path] = {}
+    if config.model.sft:
+        m1, m1_stage = Path(config.model.sft), None
+    else:
+        m1, m1_stage = run_dir / "sft" / "model", "sft"
+        stages.append(steps.sft("sft", run_dir / "sft", Path(str(config.model.base)), None))
+    models["sft"] = m1
+    weak, strong, baseline = (Path(str(config.model.base)), None), (m1, m1_stage), (m1, m1_stage)
+    for t in range(1, config.wmss.rounds + 1):
+        rd, prefix = run_dir / f"round-{t}", f"round{t}."
+        entropies = (rd / "entropy_weak.json", rd / "entropy_strong.json")
+        curriculum = (rd / "curriculum", prefix + "curriculum")
+        stages += [
+            steps.entropy(prefix + "entropy_weak", weak[0], weak[1], entropies[0]),
+            steps.entropy(prefix + "entropy_strong", strong[0], strong[1], entropies[1]),
+            steps.curriculum(
+                curriculum[1],
+                curriculum[0],
+                entropies,
+                [prefix + "entropy_weak", prefix + "entropy_strong"],
+                config,
+            ),
+            steps.joint(prefix + "joint", rd / "joint", weak, strong, curriculum),
+            steps.extract(prefix + "extract", rd / "joint", prefix + "joint", "strong", rd / "model"),
+        ]
+        if config.pipeline.extract_weak:
+            stages.append(
+                steps.extract(
+                    prefix + "extract_weak", rd / "joint", prefix + "joint", "weak", rd / "weak_model"
+                )
+            )
+        if config.pipeline.sft_baseline:
+            # Same active set and training settings as the joint stage: identical optimizer steps and tokens.
+            stages.append(
+                steps.sft(
+                    prefix + "sft_continued",
+                    rd / "sft_continued",
+                    *baseline,
+                    section="joint",
+                    curriculum=curriculum,
+                )
+            )
+            baseline = (rd / "sft_continued" / "model", prefix + "sft_continued")
+            models[prefix + "sft_continued"] = baseline[0]
+        models[prefix + "model"] = rd / "model"
+        weak, strong = strong, (rd / "model", prefix + "extract")
+    return stages, models
 
 
 def run_pipeline(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset
 from transformers import TrainerCallback
@@ -36,6 +37,8 @@ def run_sft(
     dataset: Dataset | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     data_cache: Path | None = None,
+    trainer_class: type[SFTTrainer] = SFTTrainer,
+    trainer_kwargs: Mapping[str, Any] | None = None,
 ) -> Path:
     """Fine-tune `model_path` on the data (or `dataset`) with the `train_section` settings; resumes if interrupted."""
     started = time.time()
@@ -54,13 +57,14 @@ def run_sft(
         dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
         max_length=None,
     )
-    trainer = SFTTrainer(
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer),
         callbacks=[JsonlMetricsCallback(layout.metrics), *callbacks],
+        **(trainer_kwargs or {}),
     )
     result = trainer.train(resume_from_checkpoint=resume_checkpoint(layout.checkpoints))
     save_trained_model(trainer, layout.model)
@@ -68,6 +72,7 @@ def run_sft(
         layout,
         started,
         stage="sft",
+        trainer=trainer_class.__name__,
         init=model_path,
         optimizer_steps=trainer.state.global_step,
         completion_tokens_per_epoch=completion_tokens(dataset),

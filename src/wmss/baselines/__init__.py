@@ -1,0 +1,1 @@
+"""Baseline post-training methods that WMSS is compared with (beyond plain SFT)."""
