@@ -1,0 +1,385 @@
+"""Logit dynamics on training data (Tables 2 and 6 of the paper) and the gradient probe of Appendix B.
+
+Every statistic is computed per trained position (a position whose logits predict a completion token; labels in
+the causal convention of `wmss.entropy`) and averaged over positions. The gradient probe measures, per position,
+the norm of the gradient of the loss w.r.t. the strong model's logits under plain CE, softmax(z_s) - e_y, and
+under the mixed CE of Eq. 12, λ·(softmax(λ·z_s + (1-λ)·z_w) - e_y): whether the weak partner keeps gradients
+alive where plain CE has saturated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from wmss.cli_args import add_config_arguments, config_from_args
+from wmss.config import WMSSConfig, load_config, require
+from wmss.data import TrainingData, make_collator
+from wmss.entropy import compute_dtype, scored_mask, token_entropy
+from wmss.errors import ConfigError, ModelError
+from wmss.io import atomic_write_json
+from wmss.joint_model import uses_plain_output_head
+from wmss.mixed_loss import gather_trained_positions, mixed_logits
+from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer, vocabulary_signature
+from wmss.phases.common import load_training_data
+from wmss.training import process_state
+
+logger = logging.getLogger(__name__)
+
+STATS = (
+    "target_logit",
+    "distractor_logit_mean",
+    "gap",
+    "logit_std",
+    "mean_logit",
+    "centered_norm",
+    "max_logit",
+    "min_logit",
+    "l2_norm",
+    "entropy",
+    "max_prob",
+)
+RESERVED = ("gradient_probe", "n_samples", "n_positions")
+_CHUNK = 1024
+
+
+def _check_shapes(logits: Tensor, labels: Tensor) -> None:
+    if logits.dim() != 3 or logits.shape[:2] != labels.shape:
+        raise ValueError(
+            f"expected logits [B, T, V] and labels [B, T], got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+
+
+def _trained_chunks(
+    logits: Tensor, labels: Tensor, ignore_index: int, chunk_size: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Logits [chunk, V] and targets [chunk] of the trained positions of [B, T, V] logits, a chunk at a time."""
+    mask = scored_mask(labels, ignore_index)
+    batch_idx, pos_idx = mask.nonzero(as_tuple=True)
+    targets = labels[:, 1:][mask]
+    for start in range(0, targets.shape[0], chunk_size):
+        sl = slice(start, start + chunk_size)
+        # Indexing per chunk copies [chunk, V] logits at a time, never all N rows.
+        yield logits[batch_idx[sl], pos_idx[sl]], targets[sl]
+
+
+def logit_stat_sums(logits: Tensor, targets: Tensor) -> dict[str, float]:
+    """Sums over rows of every statistic in STATS for logits [N, V] and targets [N] (float64 sums)."""
+    z = logits.to(compute_dtype(logits.dtype))
+    target = z.gather(1, targets[:, None])[:, 0]
+    total = z.sum(dim=1)
+    mean = total / z.shape[1]
+    centered = z - mean[:, None]
+    distractor = (total - target) / (z.shape[1] - 1)
+    per_row = {
+        "target_logit": target,
+        "distractor_logit_mean": distractor,
+        "gap": target - distractor,
+        "logit_std": centered.square().mean(dim=1).sqrt(),
+        "mean_logit": mean,
+        "centered_norm": centered.norm(dim=1),
+        "max_logit": z.max(dim=1).values,
+        "min_logit": z.min(dim=1).values,
+        "l2_norm": z.norm(dim=1),
+        "entropy": token_entropy(z),
+        "max_prob": torch.softmax(z, dim=1).max(dim=1).values,
+    }
+    return {key: float(value.double().sum()) for key, value in per_row.items()}
+
+
+def logit_stats(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> dict[str, float]:
+    """Mean over trained positions of each logit statistic in STATS (causal labels, computed in >= float32)."""
+    _check_shapes(logits, labels)
+    sums = dict.fromkeys(STATS, 0.0)
+    n = 0
+    for rows, targets in _trained_chunks(logits, labels, ignore_index, _CHUNK):
+        for key, value in logit_stat_sums(rows, targets).items():
+            sums[key] += value
+        n += targets.shape[0]
+    if n == 0:
+        raise ValueError("no trained positions: every label is ignore_index")
+    return {key: value / n for key, value in sums.items()}
+
+
+def gradient_norms(strong: Tensor, weak: Tensor, targets: Tensor, lam: float = 0.5) -> tuple[Tensor, Tensor]:
+    """Per-row ||∂CE/∂z_strong|| for plain CE and for the mixed CE of Eq. 12 (rows [N, V], targets [N])."""
+
+    def norm(logits: Tensor, scale: float) -> Tensor:
+        p = torch.softmax(logits, dim=1).scatter(1, targets[:, None], 0.0)
+        # ||p - e_y||² = (1 - p_y)² + Σ_{v≠y} p_v², with 1 - p_y summed from the off-target probabilities:
+        # exact where the model is confident, which is where the probe matters.
+        off = p.sum(dim=1)
+        return scale * (off.square() + p.square().sum(dim=1)).sqrt()
+
+    z_strong = strong.to(compute_dtype(strong.dtype))
+    return norm(z_strong, 1.0), norm(mixed_logits(z_strong, weak, lam), lam)
+
+
+def summarize_gradient_norms(plain: Tensor, mixed: Tensor, lam: float) -> dict[str, float]:
+    """Mean, median, p10 and p90 of plain and mixed per-position gradient norms, and the ratio of means."""
+    if plain.numel() == 0:
+        raise ValueError("no trained positions: every label is ignore_index")
+    summary: dict[str, float] = {}
+    for name, values in (("plain", plain), ("mixed", mixed)):
+        v = values.double().cpu().numpy()
+        summary[f"{name}_mean"] = float(v.mean())
+        summary[f"{name}_median"] = float(np.median(v))
+        summary[f"{name}_p10"] = float(np.percentile(v, 10))
+        summary[f"{name}_p90"] = float(np.percentile(v, 90))
+    plain_mean = summary["plain_mean"]
+    summary["mixed_over_plain"] = summary["mixed_mean"] / plain_mean if plain_mean > 0 else float("inf")
+    summary["lam"] = float(lam)
+    summary["n_positions"] = int(plain.numel())
+    return summary
+
+
+def gradient_probe(
+    strong_logits: Tensor, weak_logits: Tensor, labels: Tensor, lam: float = 0.5, ignore_index: int = -100
+) -> dict[str, float]:
+    """Summary of per-position ||∂L/∂z_strong|| under plain CE and under mixed-logit CE (not divided by N)."""
+    _check_shapes(strong_logits, labels)
+    if weak_logits.shape != strong_logits.shape:
+        raise ValueError(
+            f"strong and weak logits differ in shape: {tuple(strong_logits.shape)} vs {tuple(weak_logits.shape)}"
+        )
+    plain, mixed = [], []
+    chunks = zip(
+        _trained_chunks(strong_logits, labels, ignore_index, _CHUNK),
+        _trained_chunks(weak_logits, labels, ignore_index, _CHUNK),
+        strict=True,
+    )
+    for (strong, targets), (weak, _) in chunks:
+        p, m = gradient_norms(strong, weak, targets, lam)
+        plain.append(p)
+        mixed.append(m)
+    empty = strong_logits.new_zeros(0)
+    return summarize_gradient_norms(
+        torch.cat(plain) if plain else empty, torch.cat(mixed) if mixed else empty, lam
+    )
+
+
+def relative_change(stats_a: dict[str, float], stats_b: dict[str, float]) -> dict[str, float | None]:
+    """Change of b relative to a in % per shared statistic (None where a is 0), as the paper reports."""
+    return {
+        key: None if stats_a[key] == 0 else 100.0 * (stats_b[key] - stats_a[key]) / abs(stats_a[key])
+        for key in stats_a
+        if key in stats_b
+    }
+
+
+def _model_chunks(
+    model: PreTrainedModel, batch: dict[str, Tensor], chunk_size: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Logits [chunk, V] and targets of a batch's trained positions, a chunk at a time."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
+    if not uses_plain_output_head(model):  # soft-capped or scaled logits: only the full forward is exact
+        yield from _trained_chunks(model(**inputs).logits, batch["labels"], -100, chunk_size)
+        return
+    rows, targets = gather_trained_positions(model.get_decoder()(**inputs)[0], batch["labels"])
+    head = model.get_output_embeddings()
+    for start in range(0, targets.shape[0], chunk_size):
+        yield head(rows[start : start + chunk_size]), targets[start : start + chunk_size]
+
+
+def _resolve_data(data: TrainingData | WMSSConfig | str | Path) -> tuple[WMSSConfig, TrainingData | None]:
+    if isinstance(data, WMSSConfig):
+        require(data, "data.train")
+        return data, None
+    if isinstance(data, TrainingData):
+        return WMSSConfig(), data
+    return load_config(values={"data.train": str(data)}), None
+
+
+def _draw_batches(training: TrainingData, tokenizer: Any, n: int, seed: int, batch_size: int) -> list[dict]:
+    """n examples drawn without replacement (all when n exceeds the data), collated in length-sorted batches."""
+    dataset = training.dataset
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(dataset), size=min(n, len(dataset)), replace=False)
+    rows = dataset.select(sorted(chosen.tolist()))
+    examples = sorted(
+        ({"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows),
+        key=lambda e: len(e["input_ids"]),
+    )
+    collator = make_collator(tokenizer)
+    return [collator(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)]
+
+
+@torch.no_grad()
+def _diagnose_model(
+    model: PreTrainedModel,
+    weak: PreTrainedModel | None,
+    batches: list[dict],
+    lam: float,
+    chunk_size: int,
+    device: torch.device,
+) -> tuple[dict[str, float], dict[str, float] | None, int]:
+    sums = dict.fromkeys(STATS, 0.0)
+    plain: list[Tensor] = []
+    mixed: list[Tensor] = []
+    n = 0
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        strong_chunks = _model_chunks(model, batch, chunk_size)
+        weak_chunks = _model_chunks(weak, batch, chunk_size) if weak is not None else None
+        for logits, targets in strong_chunks:
+            for key, value in logit_stat_sums(logits, targets).items():
+                sums[key] += value
+            n += targets.shape[0]
+            if weak_chunks is not None:
+                weak_logits, _ = next(weak_chunks)
+                p, m = gradient_norms(logits, weak_logits, targets, lam)
+                plain.append(p.cpu())
+                mixed.append(m.cpu())
+    if n == 0:
+        raise ModelError("the drawn examples have no trained (completion) positions")
+    probe = summarize_gradient_norms(torch.cat(plain), torch.cat(mixed), lam) if weak is not None else None
+    return {key: value / n for key, value in sums.items()}, probe, n
+
+
+def diagnose(
+    models: dict[str, str],
+    data: TrainingData | WMSSConfig | str | Path,
+    n: int = 200,
+    seed: int = 0,
+    weak: str | None = None,
+    lam: float = 0.5,
+    batch_size: int = 4,
+    chunk_size: int = _CHUNK,
+) -> dict[str, Any]:
+    """Logit statistics of each model on n seeded training examples (+ gradient probe against `weak`)."""
+    if not models:
+        raise ConfigError("diagnose needs at least one model (NAME=PATH)")
+    clash = sorted(set(models) & set(RESERVED))
+    if clash:
+        raise ConfigError(f"model name {clash[0]!r} is reserved for a result field; choose another name")
+    if not 0.0 <= lam <= 1.0:
+        raise ConfigError(f"'lam' must be in [0, 1], got {lam}")
+    if n < 1 or batch_size < 1 or chunk_size < 1:
+        raise ConfigError(f"n, batch_size and chunk_size must be >= 1, got {n}, {batch_size}, {chunk_size}")
+    config, training = _resolve_data(data)
+    paths = list(models.values()) + ([weak] if weak else [])
+    tokenizer = load_tokenizer(paths[0], config.model)
+    # One tokenisation serves every model, so their token ids must mean the same thing.
+    for path in paths[1:]:
+        if vocabulary_signature(load_tokenizer(path, config.model)) != vocabulary_signature(tokenizer):
+            raise ModelError(
+                f"the tokenizers of {paths[0]!r} and {path!r} differ; compare models that share one"
+            )
+    training = training or load_training_data(config, tokenizer)
+    batches = _draw_batches(training, tokenizer, n, seed, batch_size)
+    device = process_state().device
+    weak_model = load_causal_lm(weak, config.model).to(device).eval() if weak else None
+    result: dict[str, Any] = {"n_samples": sum(len(b["input_ids"]) for b in batches)}
+    probe: dict[str, dict[str, float]] = {}
+    for name, path in models.items():
+        model = weak_model if weak_model is not None and path == weak else load_causal_lm(path, config.model)
+        model = model.to(device).eval()
+        if weak_model is not None:
+            check_same_vocabulary(weak_model, model, names=("weak", name))
+        stats, summary, result["n_positions"] = _diagnose_model(
+            model, weak_model, batches, lam, chunk_size, device
+        )
+        result[name] = stats
+        if summary is not None:
+            probe[name] = summary
+        logger.info("diagnostics of %s (%s) on %d positions", name, path, result["n_positions"])
+        if model is not weak_model:
+            del model
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    result["gradient_probe"] = probe
+    return result
+
+
+def _parse_models(spec: str) -> dict[str, str]:
+    models: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, path = item.partition("=")
+        name, path = (name.strip(), path.strip()) if sep else (item, item)
+        if not name or not path:
+            raise ConfigError(f"--models: {item!r} is not NAME=PATH")
+        if name in models:
+            raise ConfigError(f"--models: the name {name!r} is given twice")
+        models[name] = path
+    if not models:
+        raise ConfigError("--models: give at least one NAME=PATH")
+    return models
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The statistics as a plain-text table (change vs the first model in %), then the gradient probe."""
+    names = [key for key, value in result.items() if isinstance(value, dict) and "target_logit" in value]
+    width = max(12, *(len(name) for name in names))
+    lines = [
+        f"{result['n_samples']} samples, {result['n_positions']} trained positions",
+        f"{'statistic':<22}" + "".join(f"{name:>{width + 10}}" for name in names),
+    ]
+    base = result[names[0]]
+    for key in STATS:
+        cells = ""
+        for name in names:
+            change = relative_change(base, result[name])[key] if name != names[0] else None
+            suffix = f" ({change:+.0f}%)" if change is not None else ""
+            cells += f"{result[name][key]:.4g}{suffix}".rjust(width + 10)
+        lines.append(f"{key:<22}{cells}")
+    probe = result.get("gradient_probe") or {}
+    if probe:
+        lines += ["", f"{'gradient probe':<22}{'plain mean':>14}{'mixed mean':>14}{'mixed/plain':>14}"]
+        for name, values in probe.items():
+            lines.append(
+                f"{name:<22}{values['plain_mean']:>14.4g}{values['mixed_mean']:>14.4g}"
+                f"{values['mixed_over_plain']:>14.3f}"
+            )
+    return "\n".join(lines)
+
+
+SHORTCUTS = {"data": "data.train", "lam": "wmss.lam", "system_prompt": "data.system_prompt"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `wmss diagnose`."""
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--models", required=True, help="comma-separated NAME=PATH (model directories or hub ids)"
+    )
+    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
+    parser.add_argument("--system-prompt", help="'reasoning' (the paper's prompt) or literal text")
+    parser.add_argument(
+        "--n", type=int, default=200, help="training examples drawn (seeded, without replacement)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
+    parser.add_argument("--weak", help="weak model for the gradient probe (mixed CE vs plain CE)")
+    parser.add_argument("--lam", type=float, help="mixing coefficient of the probe (wmss.lam)")
+    parser.add_argument("--batch-size", type=int, default=4, help="sequences per forward pass")
+    parser.add_argument("--output", help="JSON file to write the results to")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Run `wmss diagnose`."""
+    config = config_from_args(args, SHORTCUTS)
+    require(config, "data.train")
+    result = diagnose(
+        _parse_models(args.models),
+        config,
+        n=args.n,
+        seed=args.seed,
+        weak=args.weak,
+        lam=config.wmss.lam,
+        batch_size=args.batch_size,
+        chunk_size=config.wmss.loss_chunk_size,
+    )
+    if args.output:
+        atomic_write_json(args.output, result)
+    print(format_table(result))
+    if args.output:
+        print(f"\nwritten to {args.output}")
