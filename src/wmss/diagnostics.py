@@ -25,7 +25,7 @@ from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, load_config, require
 from wmss.data import TrainingData, make_collator
 from wmss.entropy import compute_dtype, scored_mask, token_entropy
-from wmss.errors import ConfigError, ModelError
+from wmss.errors import ConfigError, DataError, ModelError
 from wmss.io import atomic_write_json
 from wmss.joint_model import uses_plain_output_head
 from wmss.mixed_loss import gather_trained_positions, mixed_logits
@@ -80,6 +80,7 @@ def logit_stat_sums(logits: Tensor, targets: Tensor) -> dict[str, float]:
     mean = total / z.shape[1]
     centered = z - mean[:, None]
     distractor = (total - target) / (z.shape[1] - 1)
+    top = z.max(dim=1).values
     per_row = {
         "target_logit": target,
         "distractor_logit_mean": distractor,
@@ -87,11 +88,11 @@ def logit_stat_sums(logits: Tensor, targets: Tensor) -> dict[str, float]:
         "logit_std": centered.square().mean(dim=1).sqrt(),
         "mean_logit": mean,
         "centered_norm": centered.norm(dim=1),
-        "max_logit": z.max(dim=1).values,
+        "max_logit": top,
         "min_logit": z.min(dim=1).values,
         "l2_norm": z.norm(dim=1),
         "entropy": token_entropy(z),
-        "max_prob": torch.softmax(z, dim=1).max(dim=1).values,
+        "max_prob": torch.exp(top - torch.logsumexp(z, dim=1)),
     }
     return {key: float(value.double().sum()) for key, value in per_row.items()}
 
@@ -240,7 +241,7 @@ def _diagnose_model(
                 plain.append(p.cpu())
                 mixed.append(m.cpu())
     if n == 0:
-        raise ModelError("the drawn examples have no trained (completion) positions")
+        raise DataError("the drawn training examples have no trained (completion) positions")
     probe = summarize_gradient_norms(torch.cat(plain), torch.cat(mixed), lam) if weak is not None else None
     return {key: value / n for key, value in sums.items()}, probe, n
 
