@@ -1,4 +1,4 @@
-"""`wmss demo --preset smoke` end to end: the real pipeline, evaluation by generation, and the report."""
+"""`wmss demo --preset smoke` end to end: task, M0, the real `wmss compare`, evaluation by generation, report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from wmss.cli import main
 
-MODELS = ("base", "sft", "sft_continued", "wmss")
+ROWS = ("m0", "m1", "sft_total", "sft_continued", "wmss", "control_uniform")
 
 
 @pytest.fixture(scope="module")
@@ -21,41 +21,42 @@ def smoke_demo(tmp_path_factory):
 def test_report_schema(smoke_demo):
     report = json.loads((smoke_demo / "report.json").read_text())
     assert report["preset"] == "smoke" and report["seeds"] == [0]
-    assert set(report["models"]) == set(MODELS)
-    for name in MODELS:
-        entry = report["models"][name]
+    assert set(report["models"]) == set(ROWS)
+    for row in ROWS:
+        entry = report["models"][row]
         assert 0.0 <= entry["accuracy"] <= 1.0
         assert isinstance(entry["n"], int) and entry["n"] > 0
         assert entry["accuracy_per_seed"] == [entry["accuracy"]]
-    for stage in ("sft", "round1.entropy_weak", "round1.curriculum", "round1.joint", "round1.sft_continued"):
+    for row in set(ROWS) - {"sft_continued"}:
+        comparison = report["comparisons"][row]
+        assert comparison["ci_low"] <= comparison["diff"] <= comparison["ci_high"]
+    assert report["curriculum"]["effective_sample_size"] > 0
+    assert set(report["diagnostics"]["m1"]) >= {"target_logit", "gap", "entropy", "max_prob"}
+    assert report["demo"]["regime"]["n_train"] > 0
+    for stage in ("seed0.sft", "seed0.entropy_weak", "seed0.curriculum", "seed0.wmss", "seed0.sft_continued"):
         assert report["timings_s"][stage] >= 0
-    assert report["curriculum"]["n_draws"] > 0
     markdown = (smoke_demo / "report.md").read_text()
-    assert "continued SFT" in markdown and "WMSS" in markdown
+    assert "sft_continued" in markdown and "wmss" in markdown and "95%" in markdown
+    assert all((smoke_demo / plot).is_file() for plot in report["plots"])
 
 
 def test_accuracies_are_computed_from_generations(smoke_demo):
     report = json.loads((smoke_demo / "report.json").read_text())
-    test_split = [
-        json.loads(line) for line in (smoke_demo / "seed-0" / "data" / "test.jsonl").read_text().splitlines()
-    ]
-    for name in MODELS:
-        evaluation = json.loads((smoke_demo / "seed-0" / "eval" / f"{name}.json").read_text())
-        samples = evaluation["samples"]
-        assert [s["id"] for s in samples] == [str(r["id"]) for r in test_split]
-        assert all(isinstance(s["output"], str) for s in samples)
-        assert report["models"][name]["accuracy"] == pytest.approx(
-            sum(s["correct"] for s in samples) / len(samples)
-        )
-        assert report["models"][name]["n"] == len(test_split)
+    test_split = [json.loads(line) for line in (smoke_demo / "data" / "test.jsonl").read_text().splitlines()]
+    for row in ROWS:
+        path = smoke_demo / ("eval/m0.json" if row == "m0" else f"seed-0/eval/{row}.json")
+        outcomes = json.loads(path.read_text())["benchmarks"]["heldout"]
+        assert outcomes["ids"] == [str(r["id"]) for r in test_split]
+        assert report["models"][row]["accuracy"] == pytest.approx(sum(outcomes["correct"]) / len(test_split))
 
 
 def test_rerun_resumes_from_cache_with_identical_numbers(smoke_demo, capsys):
     before = json.loads((smoke_demo / "report.json").read_text())["models"]
     assert main(["demo", "--preset", "smoke", "--output", str(smoke_demo)]) == 0
-    after = json.loads((smoke_demo / "report.json").read_text())["models"]
-    assert after == before
-    assert "WMSS" in capsys.readouterr().out
+    after = json.loads((smoke_demo / "report.json").read_text())
+    assert after["models"] == before
+    assert after["stages"]["executed"] == []
+    assert "Regime" in capsys.readouterr().out
 
 
 @pytest.mark.slow

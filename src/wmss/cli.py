@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "joint": ("wmss.phases.joint", "Phase 3: joint weak/strong training on mixed logits (Eq. 11-12)."),
     "extract": ("wmss.phases.extract", "Write the strong (or weak) branch as a plain HF checkpoint."),
     "run": ("wmss.pipeline", "Algorithm 1 end to end, resumable, in one run directory."),
+    "compare": (
+        "wmss.compare.runner",
+        "WMSS vs baselines and controls from the same M1, over seeds and sweeps, with paired CIs.",
+    ),
     "diagnose": (
         "wmss.diagnostics",
         "Logit statistics and the mixed-CE gradient probe of models on training data (Tables 2/6).",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from trl import SFTTrainer
 
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import TrainConfig, WMSSConfig, require
@@ -64,6 +65,9 @@ def _model_settings(config: WMSSConfig) -> dict[str, Any]:
     return asdict(config.model) | {"base": None, "sft": None}
 
 
+# Builds (trainer class, extra constructor arguments) when the stage runs, so models load only then.
+TrainerFactory = Callable[[], tuple[type[SFTTrainer], dict[str, Any]]]
+
 # The method's settings a joint stage's result depends on (the curriculum's are upstream of it).
 _JOINT_KEYS = ("lam", "weak_trainable", "weak_control", "loss_tokens")
 
@@ -93,6 +97,7 @@ class Steps:
         section: str = "sft",
         curriculum: tuple[Path, str] | None = None,
         extra: dict[str, Any] | None = None,
+        trainer: TrainerFactory | None = None,
     ) -> Stage:
         """SFT of `init` on the data (or the curriculum's draws) with one section's settings -> directory/model."""
         config = config or self.config
@@ -110,7 +115,7 @@ class Steps:
             settings,
             depends_on(init_stage, cur_stage),
             directory / "model",
-            lambda cb: _run_sft_on(config, init, section, cur_dir, directory, cb, self.cache),
+            lambda cb: _run_sft_on(config, init, section, cur_dir, directory, cb, self.cache, trainer),
         )
 
     def entropy(self, name: str, model: Path, model_stage: str | None, output: Path) -> Stage:
@@ -201,7 +206,9 @@ def _run_sft_on(
     output_dir: Path,
     callbacks: Sequence[TrainerCallback],
     data_cache: Path,
+    trainer: TrainerFactory | None = None,
 ) -> Path:
+    trainer_class, trainer_kwargs = trainer() if trainer else (SFTTrainer, {})
     dataset = None
     if curriculum_dir is not None:
         data = load_training_data(config, load_tokenizer(str(init), config.model), data_cache)
@@ -214,6 +221,8 @@ def _run_sft_on(
         dataset=dataset,
         callbacks=callbacks,
         data_cache=data_cache,
+        trainer_class=trainer_class,
+        trainer_kwargs=trainer_kwargs,
     )
 
 

@@ -1,9 +1,10 @@
-"""`wmss demo`: watch WMSS work offline, in minutes, on a tiny model and a synthetic reasoning task.
+"""`wmss demo`: WMSS against its baselines offline, in minutes, on a tiny model and a synthetic reasoning task.
 
-Per seed: build a tokenizer, generate the task, pretrain a tiny base model M0, run the real `wmss run`
-pipeline on it (Phase 1 SFT, entropy, curriculum, joint training, extraction, plus the continued-SFT baseline with
-the same budget), then evaluate M0, M1, continued SFT and WMSS by greedy generation on the held-out split.
-Every step is cached in the output directory, so an interrupted demo resumes where it stopped.
+Build a tokenizer, generate the task (train split and a held-out split), pretrain a tiny base model M0, then run
+the real `wmss compare` on it: Phase 1 SFT, entropies, curriculum, and the arms (SFT for the total budget, continued
+SFT, WMSS, and the uniform-weak-logit control) for every training seed, each evaluated by greedy generation on the
+held-out split, compared with paired bootstrap confidence intervals, with logit statistics and plots. Every step is
+cached in the output directory, so an interrupted demo resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -14,29 +15,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wmss.compare.plan import M0, M1
+from wmss.compare.report import render_table, write_report
+from wmss.compare.runner import run_compare
 from wmss.config import WMSSConfig, load_config
 from wmss.demo.base_model import pretrain_base_model
 from wmss.demo.presets import PRESETS, DemoPreset
-from wmss.demo.report import build_report, render_table, write_report
 from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import build_demo_tokenizer
-from wmss.eval.backends import HFBackend
-from wmss.eval.records import BenchmarkRecord
-from wmss.eval.runner import evaluate
 from wmss.io import atomic_write_json, read_json
-from wmss.models import load_tokenizer
 from wmss.phases.common import StageLayout
-from wmss.phases.curriculum import read_curriculum
-from wmss.pipeline import MANIFEST, run_pipeline
 from wmss.training import read_metrics
 
 logger = logging.getLogger(__name__)
 
-MODELS = ("base", "sft", "sft_continued", "wmss")
+# The paper's Table 1 comparison (SFT for the total budget, continued SFT, WMSS) plus the cheapest control.
+DEMO_ARMS = ("sft_total", "sft_continued", "wmss", "control_uniform")
+M0_INFO = "m0_pretraining.json"
 
 
-def demo_settings(preset: DemoPreset, seed: int) -> dict[str, Any]:
-    """Dotted config keys the demo sets (paper defaults for the method, demo sizes for training)."""
+def demo_settings(preset: DemoPreset, seeds: list[int]) -> dict[str, Any]:
+    """Dotted config keys the demo sets: paper defaults for the method, the preset's sizes, equal phase budgets."""
+    # Phase 1 and Phase 3 get the same epochs and the same schedule, as in the paper ("a total of 2 epochs").
     common = {
         "per_device_train_batch_size": preset.batch_size,
         "warmup_steps": preset.warmup_ratio,
@@ -44,76 +44,41 @@ def demo_settings(preset: DemoPreset, seed: int) -> dict[str, Any]:
         "logging_steps": 10,
         "save_steps": 200,
         "save_total_limit": 1,
-        "seed": seed,
+        "num_train_epochs": float(preset.epochs),
+        "learning_rate": preset.learning_rate,
     }
-    values: dict[str, Any] = {
+    values: dict[str, Any] = {f"{stage}.{key}": v for stage in ("sft", "joint") for key, v in common.items()}
+    values |= {
         "data.max_length": preset.max_position_embeddings,
-        "wmss.seed": seed,
         "wmss.entropy_batch_size": preset.entropy_batch_size,
-        "pipeline.sft_baseline": True,
+        "compare.arms": list(DEMO_ARMS),
+        "compare.reference": "sft_continued",
+        "compare.seeds": list(seeds),
+        "compare.eval_kind": "numeric",
+        "compare.eval_batch_size": preset.eval_batch_size,
+        "compare.max_new_tokens": preset.max_new_tokens,
+        "compare.diagnostics_samples": preset.diagnostics_samples,
     }
-    for stage, (epochs, lr) in {
-        "sft": (preset.sft_epochs, preset.sft_learning_rate),
-        "joint": (preset.joint_epochs, preset.joint_learning_rate),
-    }.items():
-        values |= {f"{stage}.{key}": value for key, value in common.items()}
-        values |= {f"{stage}.num_train_epochs": float(epochs), f"{stage}.learning_rate": lr}
     return values
 
 
-def pipeline_config(preset: DemoPreset, base: Path, train_file: Path, run_dir: Path, seed: int) -> WMSSConfig:
-    """The `wmss run` configuration of one demo seed."""
-    paths = {"model.base": str(base), "data.train": str(train_file), "pipeline.output_dir": str(run_dir)}
-    return load_config(None, values={**demo_settings(preset, seed), **paths})
-
-
-def heldout_records(task_test: list[dict[str, Any]]) -> list[BenchmarkRecord]:
-    """The held-out split as evaluation records (numeric answers)."""
-    return [
-        BenchmarkRecord(id=str(r["id"]), question=r["question"], gold=str(r["answer"]), kind="numeric")
-        for r in task_test
-    ]
-
-
-def evaluate_model(
-    name: str, model_dir: Path, records: list[BenchmarkRecord], preset: DemoPreset, cache: Path
-) -> dict[str, Any]:
-    """Greedy-generate and grade one model on the held-out split (cached in `cache`)."""
-    if cache.is_file():
-        return read_json(cache)
-    tokenizer = load_tokenizer(str(model_dir))
-    backend = HFBackend(
-        str(model_dir), tokenizer, batch_size=preset.eval_batch_size, max_new_tokens=preset.max_new_tokens
-    )
-    result = evaluate(backend, {"demo": records}, model_name=name, tokenizer=tokenizer, system_prompt=None)
-    correct = [s.correct for s in result.samples]
-    summary = {
-        "model": str(model_dir),
-        "accuracy": sum(correct) / len(correct),
-        "n": len(correct),
-        "truncated": sum(s.truncated for s in result.samples),
-        "samples": [
-            {
-                "id": s.prompt_id,
-                "output": s.output,
-                "extracted": s.extracted,
-                "gold": s.gold,
-                "correct": s.correct,
-            }
-            for s in result.samples
-        ],
+def demo_config(preset: DemoPreset, output: Path, seeds: list[int]) -> WMSSConfig:
+    """The `wmss compare` configuration of the demo (paths inside `output`)."""
+    paths = {
+        "model.base": str(output / "m0"),
+        "data.train": str(output / "data" / "train.jsonl"),
+        "compare.eval_file": str(output / "data" / "test.jsonl"),
+        "pipeline.output_dir": str(output),
     }
-    atomic_write_json(cache, summary)
-    return summary
+    return load_config(None, values={**demo_settings(preset, seeds), **paths})
 
 
-def run_seed(preset: DemoPreset, seed: int, out: Path) -> dict[str, Any]:
-    """Run the whole demo for one seed under `out`; returns accuracies, timings and curriculum stats."""
-    timings: dict[str, float] = {}
-    started = time.time()
-    tokenizer = build_demo_tokenizer(out / "tokenizer")
+def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int) -> dict[str, Any]:
+    """Write the tokenizer, the task's splits and the pretrained M0 under `output` (each only once)."""
+    info_path = output / M0_INFO
+    tokenizer = build_demo_tokenizer(output / "tokenizer")
     task = make_task(
-        seed,
+        data_seed,
         preset.n_train,
         preset.n_test,
         min_steps=preset.min_steps,
@@ -121,75 +86,54 @@ def run_seed(preset: DemoPreset, seed: int, out: Path) -> dict[str, Any]:
         max_start=preset.max_start,
         max_operand=preset.max_operand,
     )
-    write_jsonl(task.train, out / "data" / "train.jsonl")
-    write_jsonl(task.test, out / "data" / "test.jsonl")
-    timings["data"] = time.time() - started
-
-    base = out / "m0"
-    if not (base / "config.json").is_file():
-        began = time.time()
-        corpus = pretraining_corpus(
-            seed,
-            preset.corpus_size,
-            max_start=preset.max_start,
-            max_operand=preset.max_operand,
-            max_steps=preset.max_steps,
-        )
-        pretrain_base_model(tokenizer, corpus, base, preset, seed)
-        timings["pretrain_m0"] = time.time() - began
-
-    config = pipeline_config(preset, base, out / "data" / "train.jsonl", out / "run", seed)
-    result = run_pipeline(config)
-    manifest = read_json(result.run_dir / MANIFEST)["stages"]
-    timings |= {name: record.get("duration_s", 0.0) for name, record in manifest.items()}
-
-    paths = {
-        "base": base,
-        "sft": result.sft_model,
-        "sft_continued": result.sft_continued_model,
-        "wmss": result.final_model,
-    }
-    records = heldout_records(task.test)
-    accuracies = {}
-    for name in MODELS:
-        began = time.time()
-        summary = evaluate_model(name, Path(paths[name]), records, preset, out / "eval" / f"{name}.json")
-        accuracies[name] = summary["accuracy"]
-        timings[f"eval_{name}"] = time.time() - began
-    curriculum = read_curriculum(result.run_dir / "round-1" / "curriculum")["stats"]
-    sft_losses = [
-        row["loss"] for row in read_metrics(StageLayout(result.run_dir / "sft").metrics) if "loss" in row
-    ]
-    return {
-        "accuracies": accuracies,
-        "n": len(records),
-        "timings": timings,
-        "curriculum": curriculum,
-        "sft_final_train_loss": sft_losses[-1] if sft_losses else None,
-    }
-
-
-def run_demo(preset_name: str, output: Path, seeds: list[int]) -> dict[str, Any]:
-    """Run the demo for every seed and write report.json / report.md under `output`."""
-    preset = PRESETS[preset_name]
-    per_seed = [run_seed(preset, seed, output / f"seed-{seed}") for seed in seeds]
-    accuracies = {name: [run["accuracies"][name] for run in per_seed] for name in MODELS}
-    timings: dict[str, float] = {}
-    for run in per_seed:
-        for stage, seconds in run["timings"].items():
-            timings[stage] = round(timings.get(stage, 0.0) + seconds, 3)
-    report = build_report(
-        preset_name,
-        seeds,
-        accuracies,
-        per_seed[0]["n"],
-        timings,
-        per_seed[0]["curriculum"],
-        extra={
-            "sft_final_train_loss": [run["sft_final_train_loss"] for run in per_seed],
-            "curriculum_per_seed": [run["curriculum"] for run in per_seed],
-        },
+    write_jsonl(task.train, output / "data" / "train.jsonl")
+    write_jsonl(task.test, output / "data" / "test.jsonl")
+    if (output / "m0" / "config.json").is_file() and info_path.is_file():
+        return read_json(info_path)
+    began = time.time()
+    corpus = pretraining_corpus(
+        data_seed,
+        preset.corpus_size,
+        max_start=preset.max_start,
+        max_operand=preset.max_operand,
+        max_steps=preset.max_steps,
     )
+    pretrain_base_model(tokenizer, corpus, output / "m0", preset, data_seed)
+    info = {"data_seed": data_seed, "corpus_documents": len(corpus), "seconds": round(time.time() - began, 2)}
+    atomic_write_json(info_path, info)
+    return info
+
+
+def _final_sft_loss(output: Path, seed: int) -> float | None:
+    losses = [
+        r["loss"] for r in read_metrics(StageLayout(output / f"seed-{seed}" / "sft").metrics) if "loss" in r
+    ]
+    return losses[-1] if losses else None
+
+
+def run_demo(preset_name: str, output: Path, seeds: list[int], data_seed: int = 0) -> dict[str, Any]:
+    """Run the demo and write report.json / report.md / plots under `output`."""
+    preset = PRESETS[preset_name]
+    output.mkdir(parents=True, exist_ok=True)
+    m0_info = prepare_task_and_base_model(preset, output, data_seed)
+    report = run_compare(demo_config(preset, output, seeds), output)
+    curriculum = report["curriculum"]
+    report |= {
+        "preset": preset_name,
+        "seeds": seeds,
+        "demo": {
+            "m0_pretraining": m0_info,
+            "sft_final_train_loss": [_final_sft_loss(output, seed) for seed in seeds],
+            # What shows the demo is in the paper's regime: a partly competent M0, a saturated M1, and a
+            # curriculum that is not uniform.
+            "regime": {
+                "m0_accuracy": report["models"][M0]["accuracy"],
+                "m1_accuracy": report["models"][M1]["accuracy"],
+                "effective_sample_size": curriculum["effective_sample_size"],
+                "n_train": curriculum["n"],
+            },
+        },
+    }
     write_report(report, output)
     return report
 
@@ -198,13 +142,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `wmss demo`."""
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default", help="size of the demo")
     parser.add_argument("--output", default="runs/demo", help="demo directory (re-running resumes)")
-    parser.add_argument("--seeds", type=int, default=1, help="repeat the comparison over this many seeds")
-    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="number of training seeds (paired over problems)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="first training seed")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the task and of M0's pretraining")
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss demo`."""
     output = Path(args.output)
-    report = run_demo(args.preset, output, list(range(args.seed, args.seed + args.seeds)))
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    report = run_demo(args.preset, output, seeds, args.data_seed)
+    regime = report["demo"]["regime"]
     print(render_table(report))
-    print(f"report: {output / 'report.md'} and {output / 'report.json'}")
+    print(
+        f"Regime: M0 solves {100 * regime['m0_accuracy']:.1f}% and M1 {100 * regime['m1_accuracy']:.1f}% of the "
+        f"held-out problems; curriculum effective sample size {regime['effective_sample_size']:.0f} of "
+        f"{regime['n_train']}."
+    )
+    print(f"report: {output / 'report.md'} and {output / 'report.json'}; plots in {output / 'plots'}")

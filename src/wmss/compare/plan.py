@@ -1,0 +1,43 @@
+"""What a comparison trains and evaluates: the plan `wmss compare` builds and its report reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wmss.compare.arms import Arm
+from wmss.config import WMSSConfig
+from wmss.stages import Stage
+
+M0, M1 = "m0", "m1"  # evaluation rows of the base model and the Phase 1 model
+
+
+@dataclass
+class SeedPlan:
+    """What one seed trains and evaluates: model paths per evaluated row, and each arm's training stages."""
+
+    seed: int
+    config: WMSSConfig
+    models: dict[str, tuple[Path, str | None]] = field(default_factory=dict)  # row -> (model dir, its stage)
+    arms: dict[str, Arm] = field(default_factory=dict)
+    arm_stages: dict[str, list[str]] = field(default_factory=dict)  # arm -> training stage names
+    curricula: dict[str, Path] = field(default_factory=dict)  # curriculum stage -> directory
+    entropies: tuple[Path, Path] | None = None
+
+
+@dataclass
+class ComparePlan:
+    """The whole comparison: the stages in order, and what each seed produces."""
+
+    run_dir: Path
+    stages: list[Stage] = field(default_factory=list)
+    seeds: list[SeedPlan] = field(default_factory=list)
+    evals: dict[tuple[int, str], Path] = field(default_factory=dict)  # (seed, row) -> evaluation file
+    diagnostics: dict[int, Path] = field(default_factory=dict)
+    arm_order: list[str] = field(default_factory=list)
+
+    def add(self, stage: Stage) -> str:
+        """Append a stage once (stages shared by seeds are named once) and return its name."""
+        if all(existing.name != stage.name for existing in self.stages):
+            self.stages.append(stage)
+        return stage.name
