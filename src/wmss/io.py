@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from wmss.errors import DataError
+from wmss.errors import DataError, WMSSError
 
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 16
@@ -22,10 +22,46 @@ _CHUNK = 1 << 16
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
+class OutputPathError(WMSSError):
+    """An output path cannot be created or written (a parent is a file, no permission, read-only disk)."""
+
+
+def _blocking_file(path: Path) -> Path | None:
+    # The nearest existing ancestor that is not a directory: "afile/x.json" fails because "afile" is a file.
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def ensure_directory(path: str | Path) -> Path:
+    """Create directory `path` (and parents) and check a file can be written there; OutputPathError otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".wmss-write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        blocker = _blocking_file(path)
+        reason = f"{blocker} is a file, not a directory" if blocker else exc.strerror or str(exc)
+        raise OutputPathError(f"cannot write to {path}: {reason}; choose another output path") from None
+    return path
+
+
+def ensure_output_file(path: str | Path) -> Path:
+    """Check that file `path` can be written (its directory created) before any long work starts."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"cannot write to {path}: it is a directory; give a file name")
+    ensure_directory(path.parent)
+    return path
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write text to `path` via a temporary file in the same directory and an atomic rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_directory(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -45,16 +81,51 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: str | Path, remedy: str = "") -> Any:
+    """Read a JSON file; DataError naming the file and the problem (and `remedy`, what to re-run) if it is bad."""
+    path = Path(path)
+    hint = f"; {remedy}" if remedy else ""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found{hint}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start}){hint}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}{hint}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # An error at the very end means the writer was cut off (or the file was cut), not a typo inside it.
+        kind = "truncated" if exc.pos >= len(text.rstrip()) else "invalid"
+        raise DataError(
+            f"{path} line {exc.lineno}: {kind} JSON ({exc.msg} at column {exc.colno}){hint}"
+        ) from None
+
+
+def read_json_object(path: str | Path, fields: dict[str, type | tuple[type, ...]], remedy: str = "") -> dict:
+    """Read a JSON object and check that each of `fields` is present with the given type(s)."""
+    data = read_json(path, remedy)
+    hint = f"; {remedy}" if remedy else ""
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(data).__name__}{hint}")
+    for key, kinds in fields.items():
+        if key not in data:
+            raise DataError(f"{path}: missing field '{key}'{hint}")
+        if not isinstance(data[key], kinds) or (isinstance(data[key], bool) and bool not in _as_tuple(kinds)):
+            raise DataError(f"{path}: field '{key}' has the wrong type ({type(data[key]).__name__}){hint}")
+    return data
+
+
+def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a scratch directory that replaces `path` only if the block finishes without error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_directory(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

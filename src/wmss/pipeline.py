@@ -21,6 +21,7 @@ from trl import SFTTrainer
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import TrainConfig, WMSSConfig, require
 from wmss.data.cache import source_state
+from wmss.io import ensure_directory
 from wmss.models import load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.phases.curriculum import CURRICULUM_FILE, read_curriculum, run_curriculum
@@ -28,6 +29,7 @@ from wmss.phases.entropy import run_entropy
 from wmss.phases.extract import run_extract
 from wmss.phases.joint import active_dataset, run_joint
 from wmss.phases.sft import run_sft
+from wmss.runlock import lock_run_directory
 from wmss.stages import MANIFEST, Manifest, Stage, depends_on, run_stages
 from wmss.training import process_state
 
@@ -286,25 +288,25 @@ def run_pipeline(
 ) -> RunResult:
     """Execute (or resume) Algorithm 1 in `run_dir` (default `pipeline.output_dir`)."""
     require(config, "model.base", "data.train")
-    run_dir = Path(run_dir or config.pipeline.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if process_state().is_main_process:
-        config.save(run_dir / "config.yaml")
-    stages, models = build_stages(config, run_dir)
-    manifest = Manifest(run_dir / MANIFEST)
-    outcome = run_stages(stages, manifest, callbacks)
-    result = RunResult(
-        run_dir=run_dir, sft_model=models["sft"], executed=outcome.executed, skipped=outcome.skipped
-    )
-    result.round_models = [models[f"round{t}.model"] for t in range(1, config.wmss.rounds + 1)]
-    if config.pipeline.sft_baseline:
-        result.sft_continued_model = models[f"round{config.wmss.rounds}.sft_continued"]
-    manifest.data["result"] = {
-        "final_model": str(result.final_model),
-        "sft_model": str(result.sft_model),
-        "sft_continued_model": str(result.sft_continued_model) if result.sft_continued_model else None,
-    }
-    manifest.save()
+    run_dir = ensure_directory(run_dir or config.pipeline.output_dir)
+    with lock_run_directory(run_dir):
+        if process_state().is_main_process:
+            config.save(run_dir / "config.yaml")
+        stages, models = build_stages(config, run_dir)
+        manifest = Manifest(run_dir / MANIFEST)
+        outcome = run_stages(stages, manifest, callbacks)
+        result = RunResult(
+            run_dir=run_dir, sft_model=models["sft"], executed=outcome.executed, skipped=outcome.skipped
+        )
+        result.round_models = [models[f"round{t}.model"] for t in range(1, config.wmss.rounds + 1)]
+        if config.pipeline.sft_baseline:
+            result.sft_continued_model = models[f"round{config.wmss.rounds}.sft_continued"]
+        manifest.data["result"] = {
+            "final_model": str(result.final_model),
+            "sft_model": str(result.sft_model),
+            "sft_continued_model": str(result.sft_continued_model) if result.sft_continued_model else None,
+        }
+        manifest.save()
     return result
 
 
