@@ -417,11 +417,11 @@ def test_plain_format_adds_bos(tmp_path: Path) -> None:
 def test_template_error_names_record(tmp_path: Path) -> None:
     tokenizer = make_tiny_tokenizer()
     tokenizer.chat_template = (
-        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}"
+        "{% for m in messages %}{% if m['content'] == 'c' %}{{ raise_exception('no c') }}{% endif %}{% endfor %}"
         + tokenizer.chat_template
     )
-    path = write_jsonl(tmp_path / "t.jsonl", [chat("a", "b"), chat("c", "d", system="s")])
-    with pytest.raises(DataError, match=r"t\.jsonl:2: the chat template rejected the record \(no system\)"):
+    path = write_jsonl(tmp_path / "t.jsonl", [chat("a", "b"), chat("c", "d")])
+    with pytest.raises(DataError, match=r"t\.jsonl:2: the chat template rejected the record \(no c\)"):
         build_dataset(config(path), tokenizer)
     data = build_dataset(config(path, skip_bad_records=True), tokenizer)
     assert data.dataset["idx"] == [0] and data.stats.n_bad == 1

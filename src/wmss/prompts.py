@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from jinja2 import TemplateError
+
 # The reasoning prompt of the AM-DeepSeek-R1 distilled data the paper trains on; byte-exact.
 REASONING_SYSTEM_PROMPT = (
     "You are a helpful assistant. To answer the user's question, you first think "
@@ -29,3 +33,20 @@ def plain_prompt(messages: list[dict[str, str]], system: str | None) -> str:
     prefix = f"{system}\n\n" if system else ""
     turns = "".join(f"{_PLAIN_ROLES[m['role']]}: {m['content']}\n" for m in messages)
     return f"{prefix}{turns}Assistant: "
+
+
+def apply_template(
+    tokenizer: Any, messages: list[dict[str, str]], system: str | None, **kwargs: Any
+) -> tuple[str, list[dict[str, str]]]:
+    """Render the generation prompt with the chat template; returns the text and the conversation it rendered."""
+    kwargs = {"tokenize": False, "add_generation_prompt": True, **kwargs}
+    if not system:
+        return tokenizer.apply_chat_template(list(messages), **kwargs), list(messages)
+    with_system = [{"role": "system", "content": system}, *messages]
+    try:
+        return tokenizer.apply_chat_template(with_system, **kwargs), with_system
+    except TemplateError:
+        # Some templates (e.g. Gemma's) reject a system turn; the instruction then leads the first user message.
+        first, *rest = messages
+        merged = [{"role": first["role"], "content": f"{system}\n\n{first['content']}"}, *rest]
+        return tokenizer.apply_chat_template(merged, **kwargs), merged

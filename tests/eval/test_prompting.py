@@ -113,3 +113,14 @@ def test_template_without_system_role_gets_the_prompt_in_the_user_turn() -> None
 )
 def test_format_question(record: BenchmarkRecord, expected: str) -> None:
     assert format_question(record) == expected
+
+
+def test_training_renders_a_system_rejecting_template_exactly_as_evaluation() -> None:
+    from wmss.data.render import render_example
+
+    tokenizer = make_tiny_tokenizer(chat_template=True)
+    tokenizer.chat_template = NO_SYSTEM_TEMPLATE
+    record = {"prompt_messages": [{"role": "user", "content": "Hi?"}], "completion": "Hello."}
+    prompt_text, completion_text = render_example(record, tokenizer, "Be brief.")
+    assert prompt_text == build_prompt(tokenizer, "Hi?", system_prompt="Be brief.")[0]
+    assert completion_text.startswith("Hello.")

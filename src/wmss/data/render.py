@@ -13,14 +13,16 @@ Without a chat template the plain format is used (the evaluation side renders pr
     completion_text = "{completion}" + eos_token
 
 Earlier turns of a multi-turn chat record appear as ``"User: ...\\n"`` / ``"Assistant: ...\\n"`` lines.
-The record's own system text wins over `data.system_prompt` ("reasoning" or literal text).
+The record's own system text wins over `data.system_prompt` ("reasoning" or literal text). Training and
+evaluation build the conversation with the same `wmss.prompts.apply_template`: a template that rejects a system
+turn (Gemma's) gets the instruction at the head of the first user message, on both sides.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from wmss.prompts import plain_prompt, resolve_system_prompt
+from wmss.prompts import apply_template, plain_prompt, resolve_system_prompt
 
 IM_END = "<|im_end|>"
 
@@ -36,8 +38,10 @@ def _end_of_turn(tokenizer: Any) -> str:
     return tokenizer.eos_token or ""
 
 
-def _render_chat(tokenizer: Any, messages: list[dict[str, str]], completion: str) -> tuple[str, str]:
-    prompt_text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+def _render_chat(
+    tokenizer: Any, messages: list[dict[str, str]], system: str | None, completion: str
+) -> tuple[str, str]:
+    prompt_text, messages = apply_template(tokenizer, messages, system)
     full = tokenizer.apply_chat_template(
         [*messages, {"role": "assistant", "content": completion}], tokenize=False
     )
@@ -52,6 +56,5 @@ def render_example(record: dict[str, Any], tokenizer: Any, system_prompt: str | 
     """Return (prompt_text, completion_text) of a normalised record, as the model is trained on it."""
     system = record.get("system") or resolve_system_prompt(system_prompt)
     if has_chat_template(tokenizer):
-        messages = [{"role": "system", "content": system}] if system else []
-        return _render_chat(tokenizer, [*messages, *record["prompt_messages"]], record["completion"])
+        return _render_chat(tokenizer, record["prompt_messages"], system, record["completion"])
     return plain_prompt(record["prompt_messages"], system), record["completion"] + (tokenizer.eos_token or "")

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import TemplateError
-
 from wmss.eval.records import BenchmarkRecord
-from wmss.prompts import REASONING_SYSTEM_PROMPT, plain_prompt
+from wmss.prompts import REASONING_SYSTEM_PROMPT, apply_template, plain_prompt
 
 CHAT_TEMPLATE = "chat_template"
 PLAIN = "plain"
@@ -52,18 +50,9 @@ def build_prompt(
     source = _template_source(tokenizer)
     if source is None:
         return plain_prompt([{"role": "user", "content": question}], system_prompt), PLAIN
-    kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
+    kwargs: dict[str, Any] = {}
     # Only thinking-aware templates (Qwen3 style) get the switch; every other template renders its default.
     if enable_thinking is not None and "enable_thinking" in source:
         kwargs["enable_thinking"] = enable_thinking
-    messages = [{"role": "user", "content": question}]
-    if system_prompt:
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    try:
-        return tokenizer.apply_chat_template(messages, **kwargs), CHAT_TEMPLATE
-    except TemplateError:
-        if not system_prompt:
-            raise
-    # Some templates (e.g. Gemma's) reject a system turn; the instruction then leads the user message.
-    merged = [{"role": "user", "content": f"{system_prompt}\n\n{question}"}]
-    return tokenizer.apply_chat_template(merged, **kwargs), CHAT_TEMPLATE
+    text, _ = apply_template(tokenizer, [{"role": "user", "content": question}], system_prompt, **kwargs)
+    return text, CHAT_TEMPLATE
