@@ -30,10 +30,11 @@ from wmss.config import WMSSConfig, require, with_values
 from wmss.diagnostics import diagnose
 from wmss.errors import ConfigError
 from wmss.eval.records import BenchmarkRecord
-from wmss.io import atomic_write_json
+from wmss.io import atomic_write_json, ensure_directory
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.pipeline import DATA_CACHE, Steps
+from wmss.runlock import lock_run_directory
 from wmss.stages import MANIFEST, Manifest, Stage, run_stages, settings_hash
 from wmss.training import process_state
 
@@ -266,11 +267,8 @@ def run_compare(
     callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the comparison in `run_dir` (default `pipeline.output_dir`) and write its report."""
-    from wmss.runlock import lock_run_directory
-
     require(config, "model.base", "data.train")
-    run_dir = Path(run_dir or config.pipeline.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = ensure_directory(run_dir or config.pipeline.output_dir)
     with lock_run_directory(run_dir):
         plan = build_plan(config, run_dir)
         if process_state().is_main_process:
