@@ -74,6 +74,7 @@ class TrainConfig:
     save_total_limit: int | None = 2
     report_to: list[str] = field(default_factory=list)  # e.g. [tensorboard]; metrics.jsonl is always written
     seed: int = 42
+    max_nonfinite_steps: int = 0  # optimizer steps with a NaN/inf gradient skipped before training stops
     extra: dict[str, Any] = field(default_factory=dict)  # any other TrainingArguments field
 
 
@@ -334,6 +335,10 @@ def validate(config: WMSSConfig) -> None:
         ):
             if getattr(train, name) < 1:
                 raise ConfigError(f"'{section}.{name}' must be >= 1, got {getattr(train, name)}")
+        if train.max_nonfinite_steps < 0:
+            raise ConfigError(
+                f"'{section}.max_nonfinite_steps' must be >= 0, got {train.max_nonfinite_steps}"
+            )
         if train.max_steps < 1 and train.num_train_epochs <= 0:
             raise ConfigError(f"'{section}.num_train_epochs' must be > 0 (or set '{section}.max_steps')")
     _validate_compare(config.compare)

@@ -97,7 +97,8 @@ def read_json(path: str | Path, remedy: str = "") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         # An error at the very end means the writer was cut off (or the file was cut), not a typo inside it.
-        kind = "truncated" if exc.pos >= len(text.rstrip()) else "invalid"
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        kind = "truncated" if cut else "invalid"
         raise DataError(
             f"{path} line {exc.lineno}: {kind} JSON ({exc.msg} at column {exc.colno}){hint}"
         ) from None

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from wmss.errors import DataError, WMSSError
 from wmss.io import atomic_write_json, read_json
-from wmss.training import process_state
+from wmss.training import CheckpointWriteError, process_state, write_failure
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, Any] = read_json(path) if path.is_file() else {"stages": {}}
+        self.data: dict[str, Any] = _read_manifest(path) if path.exists() else {"stages": {}}
 
     def stage(self, name: str) -> dict[str, Any]:
         """The record of one stage (empty when it never ran)."""
@@ -77,6 +78,23 @@ class Manifest:
         """Write the manifest atomically from the main process."""
         if process_state().is_main_process:
             atomic_write_json(self.path, self.data)
+
+
+_MANIFEST_REMEDY = (
+    "the manifest is written by wmss only; restore it, or delete it to re-check every stage "
+    "(finished training stages then resume from their last checkpoint)"
+)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    data = read_json(path, _MANIFEST_REMEDY)
+    stages = data.get("stages") if isinstance(data, dict) else None
+    if not isinstance(stages, dict):
+        raise DataError(f"{path}: not a wmss manifest (no 'stages' object); {_MANIFEST_REMEDY}")
+    for name, record in stages.items():
+        if not isinstance(record, dict) or not isinstance(record.get("fingerprint", ""), str):
+            raise DataError(f"{path}: the record of stage '{name}' is malformed; {_MANIFEST_REMEDY}")
+    return data
 
 
 def depends_on(*names: str | None) -> list[str]:
@@ -150,9 +168,20 @@ def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallba
             stage.action(callbacks)
         state.wait_for_everyone()
     except BaseException as exc:
-        manifest.update(
-            stage.name, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time()
-        )
+        try:
+            manifest.update(
+                stage.name, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time()
+            )
+        except OSError as write_error:  # a full disk must not hide the original error
+            logger.warning("could not record the failure of stage %s: %s", stage.name, write_error)
+        reason = None if isinstance(exc, WMSSError) else write_failure(exc)
+        if reason is not None:
+            raise CheckpointWriteError(
+                f"stage {stage.name}: writing under {stage.directory} failed ({reason}); finished stages and "
+                "complete checkpoints are kept: free disk space, then re-run the same command to resume"
+            ) from exc
+        if isinstance(exc, WMSSError) and not str(exc).startswith("stage "):
+            exc.args = (f"stage {stage.name}: {exc}", *exc.args[1:])  # the one-line CLI message names it
         raise
     finally:
         _release_memory()

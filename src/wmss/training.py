@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
+import math
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,14 +14,15 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
-from transformers import TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import TrainOutput
 
 from wmss.config import TrainConfig, WMSSConfig
-from wmss.errors import ConfigError
+from wmss.errors import ConfigError, WMSSError
 
 logger = logging.getLogger(__name__)
 
-_OWN_FIELDS = ("extra",)
+_OWN_FIELDS = ("extra", "max_nonfinite_steps")
 DISTRIBUTED_TIMEOUT = timedelta(hours=3)
 _TRAINING_ARGUMENT_NAMES = {f.name for f in dataclasses.fields(TrainingArguments)}
 
@@ -110,3 +113,159 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class NonFiniteError(WMSSError):
+    """Training produced a NaN/inf loss or gradient norm (more often than the config allows)."""
+
+
+class CheckpointWriteError(WMSSError):
+    """A checkpoint or artifact could not be written (disk full, file too large, read-only)."""
+
+
+_BRANCHES = ("strong", "weak")
+_WRAPPERS = ("module", "_orig_mod", "_fsdp_wrapped_module")
+# Logged values checked as a fallback where gradients are not visible to callbacks (DeepSpeed).
+_LOGGED = ("loss", "grad_norm", "grad_norm_strong", "grad_norm_weak")
+
+
+def _branch_of(name: str) -> str | None:
+    parts = [part for part in name.split(".") if part not in _WRAPPERS]
+    return parts[0] if parts and parts[0] in _BRANCHES else None
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Stop training before an optimizer step with a NaN/inf gradient, or skip up to `max_skipped` such steps.
+
+    Raising before `optimizer.step()` leaves the weights and every saved checkpoint untouched, so the last good
+    checkpoint stays the resume point. A skipped step drops all gradients (the optimizer leaves parameters with
+    no gradient alone, moments included); the learning-rate schedule still advances.
+    """
+
+    def __init__(self, stage: str, max_skipped: int = 0) -> None:
+        self.stage = stage
+        self.max_skipped = max_skipped
+        self.skipped = 0
+        self._skipped_since_log = False
+        self._finite: dict[
+            str, torch.Tensor
+        ] = {}  # per branch: were all its gradients finite before clipping
+        self._hooks: list[Any] = []
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: Any, control: Any, model: Any = None, **_: Any
+    ) -> None:
+        """Watch each branch's gradients as they accumulate: clipping a NaN norm spreads NaN to every branch."""
+        for name, parameter in model.named_parameters() if model is not None else ():
+            branch = _branch_of(name)
+            if branch and parameter.requires_grad:
+                self._hooks.append(parameter.register_post_accumulate_grad_hook(self._watch(branch)))
+
+    def _watch(self, branch: str) -> Any:
+        def hook(parameter: torch.Tensor) -> None:
+            finite = torch.isfinite(
+                parameter.grad
+            ).all()  # stays on the device: no synchronisation per tensor
+            self._finite[branch] = finite if branch not in self._finite else self._finite[branch] & finite
+
+        return hook
+
+    def on_train_end(self, args: TrainingArguments, state: Any, control: Any, **_: Any) -> None:
+        """Remove the gradient hooks."""
+        while self._hooks:
+            self._hooks.pop().remove()
+
+    def _stop(self, what: str, step: int, branches: list[str], output_dir: str) -> None:
+        branch = f" (branch {'/'.join(branches)})" if branches else ""
+        raise NonFiniteError(
+            f"{self.stage}: non-finite {what} at step {step}{branch}; training stopped and the last good "
+            f"checkpoint under {output_dir} is kept. Lower the learning rate, train in bf16 rather than fp16, "
+            f"or set '{self.stage}.max_nonfinite_steps' to skip a few such steps"
+            + (f" (skipped {self.skipped} already)" if self.skipped else "")
+        )
+
+    def on_pre_optimizer_step(
+        self, args: TrainingArguments, state: Any, control: Any, model: Any = None, **_: Any
+    ) -> None:
+        """Check the (clipped) gradients of this optimizer step; skip the step or stop when they are not finite."""
+        finite, self._finite = self._finite, {}
+        grads = [p.grad for p in model.parameters() if p.grad is not None] if model is not None else []
+        if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            return
+        step = state.global_step + 1
+        branches = sorted(branch for branch, ok in finite.items() if not bool(ok))
+        if self.skipped >= self.max_skipped:
+            self._stop("gradient norm", step, branches, args.output_dir)
+        self.skipped += 1
+        self._skipped_since_log = True
+        logger.warning(
+            "%s: non-finite gradient at step %d%s: update skipped (%d of at most %d)",
+            self.stage,
+            step,
+            f" (branch {'/'.join(branches)})" if branches else "",
+            self.skipped,
+            self.max_skipped,
+        )
+        for _, parameter in model.named_parameters():
+            parameter.grad = None
+
+    def on_log(
+        self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **_: Any
+    ) -> None:
+        """Stop on a non-finite logged loss or gradient norm that no skipped step explains."""
+        skipped, self._skipped_since_log = self._skipped_since_log, False
+        bad = [
+            key
+            for key in _LOGGED
+            if isinstance((logs or {}).get(key), float) and not math.isfinite(logs[key])
+        ]
+        if bad and not skipped:
+            branches = [key.removeprefix("grad_norm_") for key in bad if key.startswith("grad_norm_")]
+            self._stop(bad[0].replace("_", " "), state.global_step, branches, args.output_dir)
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
+# Serialisers (safetensors, torch.save) wrap the OS error in their own exception with the errno in the text.
+_WRITE_TEXTS = (
+    "os error 28",
+    "os error 27",
+    "os error 122",
+    "no space left",
+    "file too large",
+    "unexpected pos",
+)
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """Why `exc` (or an exception it wraps) is a failed write (disk full, file too large), or None if it is not."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _WRITE_ERRNOS:
+            return seen.strerror or str(seen)
+        text = str(seen).lower()
+        if any(marker in text for marker in _WRITE_TEXTS):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _incomplete_checkpoints(output_dir: Path) -> list[Path]:
+    if not output_dir.is_dir():
+        return []
+    return [p for p in output_dir.glob("checkpoint-*") if not (p / "trainer_state.json").is_file()]
+
+
+def train_resumable(trainer: Trainer, checkpoints: Path) -> TrainOutput:
+    """`trainer.train`, resumed from the last complete checkpoint; a failed checkpoint write names its path."""
+    try:
+        return trainer.train(resume_from_checkpoint=resume_checkpoint(checkpoints))
+    except Exception as exc:
+        reason = write_failure(exc)
+        if reason is None:
+            raise
+        partial = _incomplete_checkpoints(checkpoints)
+        where = ", ".join(str(p) for p in partial) or str(checkpoints)
+        raise CheckpointWriteError(
+            f"writing {where} failed ({reason}); the last complete checkpoint is kept and the cut-off one is "
+            "ignored on resume: free disk space, then re-run the same command to resume"
+        ) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig
 from wmss.curriculum import compute_weights, curriculum_stats, entropy_gap, sample_active_set
 from wmss.errors import DataError
-from wmss.io import atomic_write_json, read_json
+from wmss.io import atomic_write_json, ensure_directory, read_json_object
 from wmss.phases.entropy import read_entropy_file
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def run_curriculum(
     config: WMSSConfig, weak_file: str | Path, strong_file: str | Path, output_dir: str | Path
 ) -> Path:
     """Weight every sample by Eq. 10, draw the active set, and write `<output_dir>/curriculum.json`."""
+    ensure_directory(output_dir)
     weak, strong = read_entropy_file(weak_file), read_entropy_file(strong_file)
     if weak["data_fingerprint"] != strong["data_fingerprint"] or weak["idx"] != strong["idx"]:
         raise DataError(
@@ -71,16 +73,36 @@ def run_curriculum(
     return path
 
 
+CURRICULUM_REMEDY = (
+    "delete it and re-run the command that wrote it (`wmss curriculum`, or the same `wmss run`/`wmss compare`, "
+    "which recomputes that curriculum stage)"
+)
+
+
 def read_curriculum(path: str | Path) -> dict[str, Any]:
-    """Read a curriculum file (or the directory holding one)."""
+    """Read a curriculum file (or the directory holding one), checking its fields; DataError naming what is wrong."""
     path = Path(path)
     if path.is_dir():
         path = path / CURRICULUM_FILE
     if not path.is_file():
         raise DataError(f"curriculum file not found: {path}")
-    data = read_json(path)
-    if "draws" not in data or "data_fingerprint" not in data:
-        raise DataError(f"{path}: not a curriculum written by `wmss curriculum` (missing 'draws')")
+    fields = {"draws": list, "data_fingerprint": str, "idx": list, "weights": list}
+    data = read_json_object(path, fields, CURRICULUM_REMEDY)
+    ids, weights, draws = data["idx"], data["weights"], data["draws"]
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in [*ids, *draws]):
+        raise DataError(f"{path}: 'idx' and 'draws' must hold sample ids (integers); {CURRICULUM_REMEDY}")
+    if len(weights) != len(ids):
+        raise DataError(
+            f"{path}: 'idx' has {len(ids)} entries but 'weights' has {len(weights)}; {CURRICULUM_REMEDY}"
+        )
+    finite = all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights)
+    if not finite:
+        raise DataError(f"{path}: 'weights' must be finite and non-negative; {CURRICULUM_REMEDY}")
+    unknown = set(draws) - set(ids)
+    if unknown:
+        raise DataError(
+            f"{path}: 'draws' names ids that are not in 'idx' ({sorted(unknown)[:5]}); {CURRICULUM_REMEDY}"
+        )
     return data
 
 

@@ -20,7 +20,7 @@ from wmss.config import WMSSConfig, require
 from wmss.data import make_collator
 from wmss.entropy import chunked_sample_entropy, sample_entropy, scored_token_counts
 from wmss.errors import DataError
-from wmss.io import atomic_write_json, read_json
+from wmss.io import atomic_write_json, ensure_output_file, read_json_object
 from wmss.joint_model import uses_plain_output_head
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data
@@ -76,6 +76,7 @@ def run_entropy(
 ) -> Path:
     """Compute entropies of `model_path` on the configured data and write them (keyed by idx) to JSON."""
     state = process_state()
+    output_file = ensure_output_file(output_file)  # before the model runs, not after
     tokenizer = load_tokenizer(model_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
     model = load_causal_lm(model_path, config.model).to(state.device)
@@ -87,7 +88,6 @@ def run_entropy(
         chunk_size=config.wmss.loss_chunk_size,
         state=state,
     )
-    output_file = Path(output_file)
     if state.is_main_process:
         idx = sorted(values)
         atomic_write_json(
@@ -107,17 +107,36 @@ def run_entropy(
     return output_file
 
 
+ENTROPY_REMEDY = (
+    "delete it and re-run the command that wrote it (`wmss entropy`, or the same `wmss run`/`wmss compare`, "
+    "which recomputes that entropy stage)"
+)
+
+
+def _numbers(path: Path, data: dict[str, Any], key: str, kinds: tuple[type, ...]) -> list[Any]:
+    values = data[key]
+    if not all(isinstance(v, kinds) and not isinstance(v, bool) for v in values):
+        raise DataError(f"{path}: field '{key}' must hold only numbers; {ENTROPY_REMEDY}")
+    return values
+
+
 def read_entropy_file(path: str | Path) -> dict[str, Any]:
-    """Read an entropy file written by `run_entropy`, checking its fields."""
+    """Read an entropy file written by `run_entropy`, checking every field; DataError naming what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"entropy file not found: {path}")
-    data = read_json(path)
-    for key in ("idx", "entropy", "data_fingerprint", "model"):
-        if key not in data:
-            raise DataError(f"{path}: not an entropy file written by `wmss entropy` (missing field '{key}')")
-    if len(data["idx"]) != len(data["entropy"]) or not all(math.isfinite(h) for h in data["entropy"]):
-        raise DataError(f"{path}: 'idx' and 'entropy' must have equal length and finite values")
+    fields = {"idx": list, "entropy": list, "data_fingerprint": str, "model": str}
+    data = read_json_object(path, fields, ENTROPY_REMEDY)
+    idx = _numbers(path, data, "idx", (int,))
+    entropy = _numbers(path, data, "entropy", (int, float))
+    if len(idx) != len(entropy):
+        raise DataError(
+            f"{path}: 'idx' has {len(idx)} entries but 'entropy' has {len(entropy)}; {ENTROPY_REMEDY}"
+        )
+    if len(set(idx)) != len(idx):
+        raise DataError(f"{path}: 'idx' repeats sample ids; {ENTROPY_REMEDY}")
+    if not all(math.isfinite(h) and h >= 0 for h in entropy):
+        raise DataError(f"{path}: 'entropy' holds negative or non-finite values; {ENTROPY_REMEDY}")
     return data
 
 

@@ -16,6 +16,7 @@ from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, require
 from wmss.data import TrainingData, make_collator
 from wmss.errors import ConfigError, DataError
+from wmss.io import ensure_directory
 from wmss.joint_model import JointModel
 from wmss.joint_trainer import JointTrainer
 from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
@@ -27,7 +28,7 @@ from wmss.phases.common import (
     write_summary,
 )
 from wmss.phases.curriculum import read_curriculum
-from wmss.training import JsonlMetricsCallback, make_training_arguments, resume_checkpoint
+from wmss.training import JsonlMetricsCallback, NonFiniteGuard, make_training_arguments, train_resumable
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def run_joint(
         raise ConfigError(
             "'joint.neftune_noise_alpha' is not supported: NEFTune is an SFT baseline (sft section)"
         )
-    layout = StageLayout(Path(output_dir))
+    layout = StageLayout(ensure_directory(output_dir))
     tokenizer = load_tokenizer(strong_path, config.model)
     weak_tokenizer = load_tokenizer(weak_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
@@ -85,9 +86,13 @@ def run_joint(
         train_dataset=dataset,
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer),
-        callbacks=[JsonlMetricsCallback(layout.metrics), *callbacks],
+        callbacks=[
+            JsonlMetricsCallback(layout.metrics),
+            NonFiniteGuard("joint", config.joint.max_nonfinite_steps),
+            *callbacks,
+        ],
     )
-    result = trainer.train(resume_from_checkpoint=resume_checkpoint(layout.checkpoints))
+    result = train_resumable(trainer, layout.checkpoints)
     save_trained_model(trainer, final_dir(output_dir))
     write_summary(
         layout,

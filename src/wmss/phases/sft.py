@@ -16,6 +16,7 @@ from trl import SFTConfig, SFTTrainer
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, require
 from wmss.data import make_collator
+from wmss.io import ensure_directory
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
@@ -24,7 +25,7 @@ from wmss.phases.common import (
     save_trained_model,
     write_summary,
 )
-from wmss.training import JsonlMetricsCallback, make_training_arguments, resume_checkpoint
+from wmss.training import JsonlMetricsCallback, NonFiniteGuard, make_training_arguments, train_resumable
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def run_sft(
 ) -> Path:
     """Fine-tune `model_path` on the data (or `dataset`) with the `train_section` settings; resumes if interrupted."""
     started = time.time()
-    layout = StageLayout(Path(output_dir))
+    layout = StageLayout(ensure_directory(output_dir))
     tokenizer = load_tokenizer(model_path, config.model)
     data_stats = None
     if dataset is None:
@@ -63,10 +64,14 @@ def run_sft(
         train_dataset=dataset,
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer),
-        callbacks=[JsonlMetricsCallback(layout.metrics), *callbacks],
+        callbacks=[
+            JsonlMetricsCallback(layout.metrics),
+            NonFiniteGuard(train_section, getattr(config, train_section).max_nonfinite_steps),
+            *callbacks,
+        ],
         **(trainer_kwargs or {}),
     )
-    result = trainer.train(resume_from_checkpoint=resume_checkpoint(layout.checkpoints))
+    result = train_resumable(trainer, layout.checkpoints)
     save_trained_model(trainer, layout.model)
     write_summary(
         layout,
