@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
 
 from tests.test_pipeline import STAGES, tiny_config
 from wmss.cli import main
@@ -27,7 +27,7 @@ from wmss.phases.entropy import read_entropy_file
 from wmss.phases.sft import run_sft
 from wmss.pipeline import MANIFEST, run_pipeline
 from wmss.stages import Manifest
-from wmss.training import NonFiniteError
+from wmss.training import JsonlMetricsCallback, NonFiniteError, read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_nonfinite_option_is_validated(tiny_model_dir, train_jsonl):
 
 FULL_DISK = """
 import json, resource, signal, sys
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
 from tests.test_pipeline import tiny_config
 from wmss.errors import WMSSError
 from wmss.phases.sft import run_sft
@@ -259,7 +259,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_last_complete_one_and_a_rerun_r
 
 KILLER = """
 import os, signal, sys
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
 from tests.test_pipeline import tiny_config
 from wmss.pipeline import run_pipeline
 
@@ -327,3 +327,12 @@ def test_kill_9_at_each_stage_boundary_then_rerun_equals_an_uninterrupted_run(
     stage, step, reference_run, tiny_model_dir, train_jsonl, tmp_path
 ):
     _kill_and_rerun(reference_run, tiny_model_dir, train_jsonl, tmp_path / "run", stage, step)
+
+
+def test_metrics_log_cut_by_a_kill_keeps_its_other_records(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')  # killed while writing step 2
+    state = TrainerState()
+    state.global_step = 3
+    JsonlMetricsCallback(log).on_log(None, state, None, logs={"loss": 1.5})  # the resumed run logs on
+    assert [row["step"] for row in read_metrics(log)] == [1, 3]

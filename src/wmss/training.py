@@ -104,15 +104,29 @@ class JsonlMetricsCallback(TrainerCallback):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **logs}
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=float) + "\n")
+        line = json.dumps(record, default=float) + "\n"
+        with self.path.open("ab+") as handle:
+            # A run killed mid-line left a cut-off record: end it, so this record stays a line of its own.
+            if handle.tell() and (handle.seek(-1, 2), handle.read(1))[1] != b"\n":
+                line = "\n" + line
+            handle.write(line.encode("utf-8"))
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Read a `metrics.jsonl` file (empty list when absent)."""
+    """Read a `metrics.jsonl` file (empty list when absent), skipping lines a killed run cut off."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            # The log is appended to step by step: a kill mid-write cuts one line, the rest stays valid.
+            logger.warning("%s line %d: cut-off metrics record skipped", path, lineno)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 class NonFiniteError(WMSSError):
