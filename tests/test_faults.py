@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import random
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,8 +28,14 @@ from wmss.phases.curriculum import read_curriculum
 from wmss.phases.entropy import read_entropy_file
 from wmss.phases.sft import run_sft
 from wmss.pipeline import MANIFEST, run_pipeline
-from wmss.stages import Manifest
-from wmss.training import JsonlMetricsCallback, NonFiniteError, read_metrics
+from wmss.stages import Manifest, Stage, run_stages
+from wmss.training import (
+    CheckpointWriteError,
+    JsonlMetricsCallback,
+    NonFiniteError,
+    NonFiniteGuard,
+    read_metrics,
+)
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +344,25 @@ def test_metrics_log_cut_by_a_kill_keeps_its_other_records(tmp_path):
     state.global_step = 3
     JsonlMetricsCallback(log).on_log(None, state, None, logs={"loss": 1.5})  # the resumed run logs on
     assert [row["step"] for row in read_metrics(log)] == [1, 3]
+
+
+def test_fp16_overflows_are_left_to_the_loss_scaler_and_bf16_ones_stop(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    model.weight.grad = torch.full_like(model.weight, float("inf"))
+    state = TrainerState()
+    NonFiniteGuard("sft").on_pre_optimizer_step(SimpleNamespace(fp16=True), state, None, model=model)
+    assert torch.isinf(model.weight.grad).all()  # GradScaler skips this step and lowers its scale
+    with pytest.raises(NonFiniteError, match="sft: non-finite gradient norm at step 1"):
+        bf16 = SimpleNamespace(fp16=False, output_dir=str(tmp_path))
+        NonFiniteGuard("sft").on_pre_optimizer_step(bf16, state, None, model=model)
+
+
+def test_a_failed_artifact_write_names_the_stage_and_path_and_marks_it_failed(tmp_path):
+    def full_disk(callbacks):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    stage = Stage("round1.entropy_weak", tmp_path / "e.json", {}, [], tmp_path / "e.json", full_disk)
+    manifest = Manifest(tmp_path / MANIFEST)
+    with pytest.raises(CheckpointWriteError, match=rf"stage round1\.entropy_weak: writing under {tmp_path}"):
+        run_stages([stage], manifest)
+    assert Manifest(tmp_path / MANIFEST).stage("round1.entropy_weak")["status"] == "failed"

@@ -203,6 +203,8 @@ class NonFiniteGuard(TrainerCallback):
     ) -> None:
         """Check the (clipped) gradients of this optimizer step; skip the step or stop when they are not finite."""
         finite, self._finite = self._finite, {}
+        if args.fp16:
+            return  # the fp16 loss scaler skips overflowing steps itself and lowers its scale
         grads = [p.grad for p in model.parameters() if p.grad is not None] if model is not None else []
         if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
             return
@@ -228,10 +230,10 @@ class NonFiniteGuard(TrainerCallback):
     ) -> None:
         """Stop on a non-finite logged loss or gradient norm that no skipped step explains."""
         skipped, self._skipped_since_log = self._skipped_since_log, False
+        checked = ("loss",) if args.fp16 else _LOGGED  # fp16 gradient overflows belong to the loss scaler
+        logged = logs or {}
         bad = [
-            key
-            for key in _LOGGED
-            if isinstance((logs or {}).get(key), float) and not math.isfinite(logs[key])
+            key for key in checked if isinstance(logged.get(key), float) and not math.isfinite(logged[key])
         ]
         if bad and not skipped:
             branches = [key.removeprefix("grad_norm_") for key in bad if key.startswith("grad_norm_")]
