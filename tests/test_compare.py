@@ -177,3 +177,23 @@ def test_cli_compare_help_and_bad_arm(tiny_model_dir, train_jsonl, tmp_path, cap
     )
     assert code == 2
     assert "unknown arm 'nope'" in capsys.readouterr().err
+
+
+def test_weak_arm_trains_against_the_given_model(
+    tiny_model_dir, tiny_model_dir_2, train_jsonl, tmp_path, eval_file
+):
+    arm = f"weak={tiny_model_dir_2}"
+    config = compare_config(
+        tiny_model_dir,
+        train_jsonl,
+        tmp_path,
+        **{"compare.arms": f"['{arm}']", "compare.eval_file": eval_file},
+    )
+    plan = build_plan(config, tmp_path / "cmp")
+    (joint,) = [
+        stage for stage in plan.stages if stage.name.startswith("seed0.weak=") and "extract" not in stage.name
+    ]
+    assert joint.settings["weak"] == str(tiny_model_dir_2)
+    assert joint.settings["strong"] == "seed-0/sft/model"
+    with pytest.raises(ConfigError, match="does not exist"):
+        make_arm("weak=/no/such/model", config)

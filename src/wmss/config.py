@@ -22,6 +22,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATA_FORMATS = ("auto", "chat", "prompt_completion")
 OVERLONG_POLICIES = ("truncate", "drop")
 WEIGHTINGS = ("paper", "brownboost")
+WEAK_CONTROLS = ("none", "uniform", "shuffled")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -93,6 +94,9 @@ class WMSSParams:
     seed: int = 42
     entropy_batch_size: int = 8
     loss_chunk_size: int = 1024  # positions per chunk of full-vocabulary logits
+    # Controls of the joint stage: "uniform" replaces the weak logits by a constant (softmax(lam * z_strong)),
+    # "shuffled" permutes them over the vocabulary per position (same entropy, no structure).
+    weak_control: str = "none"
 
 
 @dataclass
@@ -313,6 +317,7 @@ def validate(config: WMSSConfig) -> None:
         raise ConfigError(f"'wmss.rounds' must be >= 1, got {w.rounds}")
     if w.weighting not in WEIGHTINGS:
         raise ConfigError(f"'wmss.weighting' must be one of {', '.join(WEIGHTINGS)}, got {w.weighting!r}")
+    _choice("wmss.weak_control", w.weak_control, WEAK_CONTROLS)
     for name in ("entropy_batch_size", "loss_chunk_size"):
         if getattr(w, name) < 1:
             raise ConfigError(f"'wmss.{name}' must be >= 1, got {getattr(w, name)}")

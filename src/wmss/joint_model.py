@@ -45,30 +45,47 @@ class JointModel(nn.Module):
     def __init__(
         self,
         strong: PreTrainedModel,
-        weak: PreTrainedModel,
+        weak: PreTrainedModel | None,
         lam: float = 0.5,
         weak_trainable: bool = True,
         chunk_size: int = 1024,
+        weak_control: str = "none",
+        control_seed: int = 0,
     ) -> None:
         super().__init__()
+        if weak is None and weak_control != "uniform":
+            raise ValueError("a weak model is required unless weak_control='uniform' (constant weak logits)")
         self.strong = strong
         self.weak = weak
         self.lam = lam
-        self.weak_trainable = weak_trainable
+        self.weak_control = weak_control
+        self.weak_trainable = weak_trainable and weak is not None
         self.chunk_size = chunk_size
         self.config = strong.config  # Trainer and accelerate read model.config
         self.main_input_name = "input_ids"
+        branches = self.branches()
         # FSDP's transformer auto-wrap policy reads this to shard decoder layers of both branches.
-        self._no_split_modules = sorted({*(strong._no_split_modules or []), *(weak._no_split_modules or [])})
-        self._chunked = uses_plain_output_head(strong) and uses_plain_output_head(weak)
-        if not weak_trainable:
+        self._no_split_modules = sorted(
+            {name for branch in branches for name in branch._no_split_modules or []}
+        )
+        self._chunked = all(uses_plain_output_head(branch) for branch in branches)
+        if weak_control != "none" and not self._chunked:
+            raise ValueError("weak-logit controls need models whose logits are a plain linear head")
+        # The shuffled control draws permutations from (seed, forward call, chunk): reproducible for a seed.
+        self._control_seed = control_seed * 1_000_003
+        self._forward_calls = 0
+        if weak is not None and not weak_trainable:
             weak.requires_grad_(False)
             weak.eval()
+
+    def branches(self) -> list[PreTrainedModel]:
+        """The models held: strong, and weak unless the uniform control replaced it by constant logits."""
+        return [self.strong] if self.weak is None else [self.strong, self.weak]
 
     def train(self, mode: bool = True) -> JointModel:
         """Set training mode; a frozen weak model always stays in eval mode (no dropout)."""
         super().train(mode)
-        if not self.weak_trainable:
+        if self.weak is not None and not self.weak_trainable:
             self.weak.eval()
         return self
 
@@ -81,7 +98,7 @@ class JointModel(nn.Module):
         self._enable_checkpointing("gradient_checkpointing_enable", kwargs)
 
     def _enable_checkpointing(self, method: str, kwargs: dict[str, Any]) -> None:
-        branches = (self.strong, self.weak) if self.weak_trainable else (self.strong,)
+        branches = self.branches() if self.weak_trainable else [self.strong]
         for branch in branches:
             getattr(branch, method)(**kwargs)
 
@@ -111,19 +128,24 @@ class JointModel(nn.Module):
             loss = mixed_logit_cross_entropy(strong_logits, weak_logits, labels, lam=self.lam)
             return {"loss": loss * max(n_trained, 1) / denominator}
         strong_hidden = self._hidden(self.strong, input_ids, attention_mask)
-        with torch.set_grad_enabled(self.weak_trainable and torch.is_grad_enabled()):
-            weak_hidden = self._hidden(self.weak, input_ids, attention_mask)
         strong_h, targets = gather_trained_positions(strong_hidden, labels)
-        weak_h, _ = gather_trained_positions(weak_hidden, labels)
+        weak_h = None
+        if self.weak is not None:
+            with torch.set_grad_enabled(self.weak_trainable and torch.is_grad_enabled()):
+                weak_hidden = self._hidden(self.weak, input_ids, attention_mask)
+            weak_h, _ = gather_trained_positions(weak_hidden, labels)
+        self._forward_calls += 1
         loss_sum = chunked_mixed_cross_entropy(
             strong_h,
             weak_h,
             self.strong.get_output_embeddings(),
-            self.weak.get_output_embeddings(),
+            None if self.weak is None else self.weak.get_output_embeddings(),
             targets,
             lam=self.lam,
             chunk_size=self.chunk_size,
             min_chunks=self._global_chunk_count(targets.shape[0], input_ids.device),
+            weak_control=self.weak_control,
+            control_seed=self._control_seed + 1_000 * self._forward_calls,
         )
         return {"loss": loss_sum / denominator}
 
@@ -140,6 +162,9 @@ class JointModel(nn.Module):
         """L2 norm of the current gradients of each branch (0 for a branch without gradients)."""
         norms = {}
         for name, branch in (("strong", self.strong), ("weak", self.weak)):
+            if branch is None:
+                norms[name] = 0.0
+                continue
             grads = [p.grad.detach().float().norm() for p in branch.parameters() if p.grad is not None]
             norms[name] = float(torch.stack(grads).norm()) if grads else 0.0
         return norms

@@ -27,6 +27,11 @@ def _branch_state(state_dict: dict[str, torch.Tensor], branch: str) -> dict[str,
     return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
+def _held(joint: JointModel) -> list[str]:
+    # The uniform control holds no weak model: only the strong branch is saved and restored.
+    return [branch for branch in BRANCHES if getattr(joint, branch) is not None]
+
+
 def load_branch_weights(model: PreTrainedModel, folder: Path) -> None:
     """Load a `save_pretrained` folder into an existing model, strictly (tied weights included)."""
     # from_pretrained undoes the key conversions transformers applies on save (MoE, multimodal models).
@@ -69,7 +74,7 @@ class JointTrainer(Trainer):
                 "(stage3_gather_16bit_weights_on_model_save) in the DeepSpeed/accelerate config"
             )
         joint: JointModel = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
-        for branch in BRANCHES:
+        for branch in _held(joint):
             folder = os.path.join(output_dir, branch)
             sub_state = _branch_state(state_dict, branch) if state_dict is not None else None
             getattr(joint, branch).save_pretrained(folder, state_dict=sub_state, safe_serialization=True)
@@ -82,9 +87,10 @@ class JointTrainer(Trainer):
     ) -> None:
         joint = model if model is not None else self.model
         folder = Path(resume_from_checkpoint)
-        if self.is_fsdp_enabled or not all((folder / branch).is_dir() for branch in BRANCHES):
+        held = _held(self.accelerator.unwrap_model(joint, keep_torch_compile=False))
+        if self.is_fsdp_enabled or not all((folder / branch).is_dir() for branch in held):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
             return
         logger.info("loading joint checkpoint from %s", folder)
-        for branch in BRANCHES:
+        for branch in held:
             load_branch_weights(getattr(joint, branch), folder / branch)

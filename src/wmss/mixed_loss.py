@@ -74,29 +74,53 @@ def gather_trained_positions(
     return hidden[:, :-1][mask], labels[:, 1:][mask]
 
 
+def shuffle_logits(logits: Tensor, seed: int) -> Tensor:
+    """Permute each row of [N, V] logits over the vocabulary with its own random permutation (seeded)."""
+    generator = torch.Generator(device=logits.device).manual_seed(seed)
+    order = torch.rand(logits.shape, generator=generator, device=logits.device).argsort(dim=-1)
+    return logits.gather(-1, order)
+
+
 def chunked_mixed_cross_entropy(
     strong_hidden: Tensor,
-    weak_hidden: Tensor,
+    weak_hidden: Tensor | None,
     strong_head: nn.Module,
-    weak_head: nn.Module,
+    weak_head: nn.Module | None,
     targets: Tensor,
     lam: float = 0.5,
     chunk_size: int = 1024,
     min_chunks: int = 1,
+    weak_control: str = "none",
+    control_seed: int = 0,
 ) -> Tensor:
-    """SUM of mixed-logit cross-entropies over N gathered positions, with logits for one chunk at a time."""
+    """SUM of mixed-logit cross-entropies over N gathered positions, with logits for one chunk at a time.
+
+    `weak_control`: "uniform" takes constant weak logits (weak hidden states and head are not used), "shuffled"
+    permutes each position's weak logits over the vocabulary (chunk c uses seed `control_seed + c`).
+    """
     n = targets.shape[0]
-    if strong_hidden.shape[0] != n or weak_hidden.shape[0] != n or targets.dim() != 1:
+    uniform = weak_control == "uniform"
+    if weak_control not in ("none", "uniform", "shuffled"):
+        raise ValueError(f"weak_control must be none, uniform or shuffled, got {weak_control!r}")
+    if strong_hidden.shape[0] != n or targets.dim() != 1 or (not uniform and weak_hidden.shape[0] != n):
         raise ValueError(
             f"expected hidden [N, H] x2 and targets [N], got {tuple(strong_hidden.shape)}, "
-            f"{tuple(weak_hidden.shape)} and {tuple(targets.shape)}"
+            f"{None if weak_hidden is None else tuple(weak_hidden.shape)} and {tuple(targets.shape)}"
         )
     if chunk_size < 1 or min_chunks < 1:
         raise ValueError(f"chunk_size and min_chunks must be >= 1, got {chunk_size} and {min_chunks}")
 
-    def chunk_loss(h_s: Tensor, h_w: Tensor, t: Tensor) -> Tensor:
+    def chunk_loss(h_s: Tensor, h_w: Tensor | None, t: Tensor, seed: int) -> Tensor:
         # The head modules (not their weights) are called so ZeRO-3/FSDP gather hooks fire, also on recompute.
-        return F.cross_entropy(mixed_logits(strong_head(h_s), weak_head(h_w), lam), t, reduction="sum")
+        z_s = strong_head(h_s)
+        if uniform:
+            # Constant weak logits shift every entry of z_mix equally: softmax(z_mix) = softmax(lam * z_s).
+            return F.cross_entropy(lam * z_s.to(compute_dtype(z_s.dtype)), t, reduction="sum")
+        z_w = weak_head(h_w)
+        if weak_control == "shuffled":
+            # Drawn from the seed inside the checkpointed function, so the recompute in backward matches.
+            z_w = shuffle_logits(z_w, seed)
+        return F.cross_entropy(mixed_logits(z_s, z_w, lam), t, reduction="sum")
 
     # Every rank of a ZeRO-3/FSDP group must call the heads equally often, so callers pass the global chunk
     # count as `min_chunks`; the surplus chunks are empty, and N == 0 still yields a graph-connected 0.
@@ -104,7 +128,14 @@ def chunked_mixed_cross_entropy(
     # Checkpointing drops each chunk's [chunk, V] logits after forward and recomputes them in backward.
     chunks = [slice(i * chunk_size, (i + 1) * chunk_size) for i in range(n_chunks)]
     losses = [
-        checkpoint(chunk_loss, strong_hidden[c], weak_hidden[c], targets[c], use_reentrant=False)
-        for c in chunks
+        checkpoint(
+            chunk_loss,
+            strong_hidden[c],
+            None if uniform else weak_hidden[c],
+            targets[c],
+            control_seed + i,
+            use_reentrant=False,
+        )
+        for i, c in enumerate(chunks)
     ]
     return torch.stack(losses).sum()

@@ -71,7 +71,7 @@ def _model_settings(config: WMSSConfig) -> dict[str, Any]:
 TrainerFactory = Callable[[], tuple[type[SFTTrainer], dict[str, Any]]]
 
 # The method's settings a joint stage's result depends on (the curriculum's are upstream of it).
-_JOINT_KEYS = ("lam", "weak_trainable", "weak_control", "loss_tokens")
+_JOINT_KEYS = ("lam", "weak_trainable", "weak_control")
 
 
 class Steps:
@@ -172,7 +172,7 @@ class Steps:
             "model": self.model_settings,
             "weak": self.ref(weak[0]),
             "strong": self.ref(strong[0]),
-            **{key: w[key] for key in _JOINT_KEYS if key in w},
+            **{key: w[key] for key in _JOINT_KEYS},
         }
         if cur_dir is None:
             settings["data"] = self.data  # without a curriculum the data is read directly

@@ -72,14 +72,23 @@ def run_joint(
         )
     layout = StageLayout(ensure_directory(output_dir))
     tokenizer = load_tokenizer(strong_path, config.model)
-    weak_tokenizer = load_tokenizer(weak_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
     dataset = active_dataset(data, read_curriculum(curriculum) if curriculum else None)
-    strong = load_causal_lm(strong_path, config.model, for_training=True)
-    weak = load_causal_lm(weak_path, config.model, for_training=config.wmss.weak_trainable)
-    check_same_vocabulary(weak, strong, weak_tokenizer, tokenizer)
     w = config.wmss
-    joint = JointModel(strong, weak, lam=w.lam, weak_trainable=w.weak_trainable, chunk_size=w.loss_chunk_size)
+    strong = load_causal_lm(strong_path, config.model, for_training=True)
+    weak = None
+    if w.weak_control != "uniform":  # the uniform control mixes in constant logits: no weak model at all
+        weak = load_causal_lm(weak_path, config.model, for_training=w.weak_trainable)
+        check_same_vocabulary(weak, strong, load_tokenizer(weak_path, config.model), tokenizer)
+    joint = JointModel(
+        strong,
+        weak,
+        lam=w.lam,
+        weak_trainable=w.weak_trainable,
+        chunk_size=w.loss_chunk_size,
+        weak_control=w.weak_control,
+        control_seed=config.joint.seed,
+    )
     trainer = JointTrainer(
         joint,
         args=make_training_arguments(config, "joint", layout.checkpoints),
@@ -102,6 +111,7 @@ def run_joint(
         strong=strong_path,
         lam=w.lam,
         weak_trainable=w.weak_trainable,
+        weak_control=w.weak_control,
         optimizer_steps=trainer.state.global_step,
         completion_tokens_per_epoch=completion_tokens(dataset),
         num_train_epochs=config.joint.num_train_epochs,
