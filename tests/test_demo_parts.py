@@ -9,7 +9,6 @@ import re
 import pytest
 
 from wmss.demo.presets import PRESETS, DemoPreset
-from wmss.demo.report import MODELS, build_report, render_markdown, render_table, write_report
 from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import SPECIAL_TOKENS, build_demo_tokenizer
 
@@ -126,66 +125,36 @@ def test_presets_are_consistent():
     for preset in PRESETS.values():
         assert preset.num_attention_heads % preset.num_key_value_heads == 0
         assert preset.n_test > 0 and preset.n_train > 0
+    # The paper's budget: Phase 1 and Phase 3 share one epoch count and one schedule (a single field each).
+    assert PRESETS["default"].n_test >= 1000
 
 
-def _accuracies(wmss: list[float], cont: list[float]) -> dict[str, list[float]]:
-    return {"base": [0.0] * len(wmss), "sft": [0.5] * len(wmss), "sft_continued": cont, "wmss": wmss}
+def test_distractors_and_steps_make_difficulty_heterogeneous():
+    task = make_task(seed=1, n_train=400, n_test=50, min_steps=1, max_steps=4, distractor_prob=0.3)
+    steps = [record["completion"].count("=") for record in task.train]
+    assert set(steps) == {1, 2, 3, 4}
+    noisy = [r for r in task.train if any(word in r["prompt"] for word in ("dollars", "miles", "years old"))]
+    assert 50 < len(noisy) < 300
+    clean = make_task(seed=1, n_train=400, n_test=50, min_steps=1, max_steps=4)
+    assert not any(word in r["prompt"] for r in clean.train for word in ("dollars", "miles", "years old"))
+    # The think trace uses only the relevant quantities: solutions stay correct with distractors present.
+    for record in task.train:
+        answer = int(record["completion"].split("<answer>")[1].split("</answer>")[0])
+        last = record["completion"].split("=")[-1].split(".")[0]
+        assert int(last) == answer
 
 
-def _report(wmss: list[float], cont: list[float]) -> dict:
-    seeds = list(range(len(wmss)))
-    return build_report("default", seeds, _accuracies(wmss, cont), 250, {"sft": 10.0}, {"active": 5})
-
-
-def test_report_schema():
-    report = _report([0.78], [0.76])
-    assert set(report) == {"preset", "seeds", "models", "timings_s", "curriculum", "verdict"}
-    assert set(report["models"]) == set(MODELS)
-    for entry in report["models"].values():
-        assert set(entry) == {"accuracy", "accuracy_std", "n", "accuracy_per_seed"}
-        assert 0.0 <= entry["accuracy"] <= 1.0 and entry["n"] == 250
-    json.dumps(report)
-    with pytest.raises(ValueError, match="sft_continued"):
-        build_report("x", [0], {"base": [0.1], "sft": [0.1], "wmss": [0.1]}, 10, {}, {})
-
-
-def test_report_wording_for_a_single_seed_win():
-    report = _report([0.78], [0.76])
-    assert report["verdict"]["outcome"] == "win"
-    assert report["verdict"]["wmss_minus_sft_continued_points"] == pytest.approx(2.0)
-    text = render_markdown(report)
-    assert "WMSS beat continued SFT by 2.0 points (78.0% vs 76.0%)" in text
-    assert "single seed" in text and "sqrt(p(1-p)/n)" in text and "2.6 points for WMSS" in text
-    assert "within noise" in text
-    assert "WMSS beat continued SFT by 2.0 points" in render_table(report)
-
-
-def test_report_wording_for_a_loss_over_seeds():
-    report = _report([0.70, 0.72, 0.71], [0.76, 0.77, 0.78])
-    verdict = report["verdict"]
-    assert verdict["outcome"] == "loss" and not verdict["wmss_beats_sft_continued"]
-    assert verdict["seeds_lost"] == 3 and verdict["spread_points"] == pytest.approx(1.0)
-    assert report["models"]["wmss"]["accuracy_std"] == pytest.approx(0.01)
-    text = render_markdown(report)
-    assert "WMSS did NOT beat continued SFT: it was 6.0 points worse" in text
-    assert "over 3 seeds" in text and "larger than twice its standard error" in text
-
-
-def test_report_wording_for_a_tie(tmp_path):
-    report = _report([0.75], [0.75])
-    assert report["verdict"]["outcome"] == "tie"
-    assert "WMSS tied continued SFT (75.0% vs 75.0%)" in render_markdown(report)
-    assert "says nothing about WMSS" not in render_markdown(report)
-    json_path, md_path = write_report(report, tmp_path)
-    assert json.loads(json_path.read_text()) == report
-    assert md_path.read_text() == render_markdown(report)
-
-
-def test_report_flags_runs_where_sft_learned_nothing():
-    accuracies = {"base": [0.0], "sft": [0.0], "sft_continued": [0.0], "wmss": [0.0]}
-    report = build_report("smoke", [0], accuracies, 16, {}, {})
-    assert not report["verdict"]["informative"]
-    assert "says nothing about WMSS" in render_markdown(report)
+def test_worked_examples_in_the_corpus_are_chats_of_easier_problems_never_held_out_ones():
+    task = make_task(seed=2, n_train=50, n_test=200, min_steps=1, max_steps=4)
+    render = lambda q, a: f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>\n"  # noqa: E731
+    corpus = pretraining_corpus(
+        seed=2, n=300, worked_fraction=0.5, worked_max_steps=2, render=render, exclude=task.test_keys
+    )
+    worked = [doc for doc in corpus if doc.startswith("<|im_start|>user")]
+    assert 100 < len(worked) < 200
+    assert all(doc.count("=") <= 2 and "<answer>" in doc for doc in worked)
+    held_out = {record["question"] for record in task.test}
+    assert not any(doc.split("\n")[1].split("<|im_end|>")[0] in held_out for doc in worked)
 
 
 def test_pretrain_base_model_is_loadable_and_deterministic(tmp_path, tokenizer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,13 @@ from typing import Any
 from wmss.io import atomic_write_text
 
 NAMES = (("Tom", "He"), ("Ann", "She"), ("Sam", "He"), ("Mia", "She"), ("Ben", "He"), ("Zoe", "She"))
+# Sentences with numbers that do not matter: a solver must tell relevant quantities from noise (GSM8K style).
+DISTRACTORS = (
+    "{other} has {n} {item}.",
+    "It costs {n} dollars.",
+    "The shop is {n} miles away.",
+    "{other} is {n} years old.",
+)
 ITEMS = ("apples", "pens", "coins", "books", "cards", "shells", "eggs", "stamps")
 ADD_VERBS = ("buys {n} more", "finds {n} more", "gets {n} more")
 SUB_VERBS = ("gives away {n}", "loses {n}", "sells {n}")
@@ -26,6 +33,8 @@ class DemoTask:
     seed: int
     train: list[dict[str, Any]]
     test: list[dict[str, Any]]
+    # The held-out problems' arithmetic (start, steps), which M0's corpus must never contain.
+    test_keys: frozenset[tuple[int, tuple[Step, ...]]] = frozenset()
 
 
 def _draw_steps(rng: random.Random, start: int, n_steps: int, max_operand: int) -> tuple[Step, ...]:
@@ -54,12 +63,19 @@ def _solve(start: int, steps: tuple[Step, ...]) -> tuple[str, int]:
     return " ".join(lines), value
 
 
-def _question(rng: random.Random, start: int, steps: tuple[Step, ...]) -> str:
+def _question(rng: random.Random, start: int, steps: tuple[Step, ...], distractor_prob: float = 0.0) -> str:
     name, pronoun = rng.choice(NAMES)
     item = rng.choice(ITEMS)
     clauses = [rng.choice(ADD_VERBS if op == "+" else SUB_VERBS).format(n=n) for op, n in steps]
     actions = ", ".join(clauses[:-1]) + " and " + clauses[-1] if len(clauses) > 1 else clauses[0]
-    return f"{name} has {start} {item}. {pronoun} {actions}. How many {item} does {name} have?"
+    sentences = [f"{name} has {start} {item}.", f"{pronoun} {actions}."]
+    # Up to two irrelevant sentences, each at a random place before the question.
+    for _ in range(2):
+        if rng.random() < distractor_prob:
+            other = rng.choice([n for n, _ in NAMES if n != name])
+            text = rng.choice(DISTRACTORS).format(other=other, n=rng.randint(2, 90), item=rng.choice(ITEMS))
+            sentences.insert(rng.randint(0, len(sentences)), text)
+    return " ".join(sentences) + f" How many {item} does {name} have?"
 
 
 def make_task(
@@ -71,6 +87,7 @@ def make_task(
     max_steps: int = 2,
     max_start: int = 60,
     max_operand: int = 30,
+    distractor_prob: float = 0.0,
 ) -> DemoTask:
     """Draw `n_train` + `n_test` distinct problems; no test problem's arithmetic appears in train."""
     if not 1 <= min_steps <= max_steps:
@@ -91,26 +108,52 @@ def make_task(
             continue
         seen.add((start, steps))
         think, answer = _solve(start, steps)
-        problems.append((_question(rng, start, steps), think, answer))
+        problems.append((_question(rng, start, steps, distractor_prob), think, answer, (start, steps)))
     test = [
         {"id": f"demo-{seed}-{i}", "question": question, "answer": str(answer)}
-        for i, (question, _, answer) in enumerate(problems[:n_test])
+        for i, (question, _, answer, _) in enumerate(problems[:n_test])
     ]
     train = [
-        {"idx": i, "prompt": question, "completion": f"<think>{think}</think><answer>{answer}</answer>"}
-        for i, (question, think, answer) in enumerate(problems[n_test:])
+        {"idx": i, "prompt": question, "completion": completion(think, answer)}
+        for i, (question, think, answer, _) in enumerate(problems[n_test:])
     ]
-    return DemoTask(seed=seed, train=train, test=test)
+    return DemoTask(
+        seed=seed, train=train, test=test, test_keys=frozenset(key for *_, key in problems[:n_test])
+    )
+
+
+def completion(think: str, answer: int) -> str:
+    """The worked solution in the paper's format."""
+    return f"<think>{think}</think><answer>{answer}</answer>"
 
 
 def pretraining_corpus(
-    seed: int, n: int, *, max_start: int = 60, max_operand: int = 30, max_steps: int = 2
+    seed: int,
+    n: int,
+    *,
+    max_start: int = 60,
+    max_operand: int = 30,
+    max_steps: int = 2,
+    worked_fraction: float = 0.0,
+    worked_max_steps: int = 2,
+    render: Callable[[str, str], str] | None = None,
+    exclude: frozenset[tuple[int, tuple[Step, ...]]] = frozenset(),
 ) -> list[str]:
-    """Return `n` short documents of arithmetic facts and one-step stories, without the think/answer format."""
+    """`n` documents: arithmetic facts and one-step stories, and (a `worked_fraction` of them) worked solutions
+    of easier problems (at most `worked_max_steps` steps, no distractors) rendered as chats by `render`."""
     # A stream separate from make_task's, so changing the corpus size never changes the task.
     rng = random.Random(f"wmss-demo-corpus:{seed}")
     documents = []
-    for _ in range(n):
+    while len(documents) < n:
+        if render is not None and rng.random() < worked_fraction:
+            # A base model in the paper's sense has seen the format and solved easier problems like these.
+            start = rng.randint(1, max_start)
+            steps = _draw_steps(rng, start, rng.randint(1, worked_max_steps), max_operand)
+            if (start, steps) in exclude:  # never a held-out problem's arithmetic
+                continue
+            think, answer = _solve(start, steps)
+            documents.append(render(_question(rng, start, steps), completion(think, answer)))
+            continue
         pieces = []
         for _ in range(8):
             # The left operand spans every value a task problem can reach before its last step.
