@@ -85,6 +85,7 @@ def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int
         max_steps=preset.max_steps,
         max_start=preset.max_start,
         max_operand=preset.max_operand,
+        distractor_prob=preset.distractor_prob,
     )
     write_jsonl(task.train, output / "data" / "train.jsonl")
     write_jsonl(task.test, output / "data" / "test.jsonl")
@@ -97,11 +98,22 @@ def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int
         max_start=preset.max_start,
         max_operand=preset.max_operand,
         max_steps=preset.max_steps,
+        worked_fraction=preset.worked_fraction,
+        worked_max_steps=preset.worked_max_steps,
+        render=lambda question, answer: chat_text(tokenizer, question, answer),
+        exclude=task.test_keys,
     )
     pretrain_base_model(tokenizer, corpus, output / "m0", preset, data_seed)
     info = {"data_seed": data_seed, "corpus_documents": len(corpus), "seconds": round(time.time() - began, 2)}
     atomic_write_json(info_path, info)
     return info
+
+
+def chat_text(tokenizer: Any, question: str, answer: str) -> str:
+    """A worked problem as the chat the demo trains and evaluates on (no system prompt), ending the turn."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], tokenize=False
+    )
 
 
 def _final_sft_loss(output: Path, seed: int) -> float | None:
