@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from peft import LoraConfig
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from trl import SFTConfig, SFTTrainer
 
 from wmss.errors import ConfigError
 from wmss.joint_model import JointModel
+from wmss.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters
+from wmss.mixed_loss import mixed_logit_cross_entropy
 
 
 @dataclass
@@ -52,12 +55,25 @@ class WMSSTrainer(SFTTrainer):
     def __init__(
         self,
         model: PreTrainedModel | str,
-        weak_model: PreTrainedModel | str,
-        args: WMSSConfig,
+        weak_model: PreTrainedModel | str | None = None,
+        args: WMSSConfig | None = None,
+        peft_config: LoraConfig | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(args, WMSSConfig):
             raise ConfigError("WMSSTrainer needs args=WMSSConfig(...)")
+        self.lora_mode = peft_config is not None
+        self._branch_norms: dict[str, float] = {}
+        if self.lora_mode:
+            # LoRA mode: the frozen base is M0 (the weak branch); `weak_model` must not be given.
+            if weak_model is not None:
+                raise ConfigError("with peft_config the weak branch is the base model: pass weak_model=None")
+            if isinstance(model, str):
+                model = AutoModelForCausalLM.from_pretrained(model, **(args.model_init_kwargs or {}))
+            super().__init__(model=add_wmss_adapters(model, peft_config), args=args, **kwargs)
+            return
+        if weak_model is None:
+            raise ConfigError("WMSSTrainer needs weak_model (a model or a path) unless peft_config is given")
         super().__init__(model=model, args=args, **kwargs)
         if isinstance(weak_model, str):
             weak_model = AutoModelForCausalLM.from_pretrained(
@@ -72,12 +88,11 @@ class WMSSTrainer(SFTTrainer):
             weak_trainable=args.train_weak_model,
             chunk_size=args.loss_chunk_size,
         )
-        self._branch_norms: dict[str, float] = {}
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         """The strong model's optimizer with the weak model's parameters as one more group."""
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
-        if self.args.train_weak_model:
+        if self.args.train_weak_model and not self.lora_mode:
             weak_params = [p for p in self.weak_model.parameters() if p.requires_grad]
             optimizer.add_param_group({"params": weak_params, "weight_decay": self.args.weight_decay})
         return optimizer
@@ -93,6 +108,17 @@ class WMSSTrainer(SFTTrainer):
         labels = inputs["labels"]
         if "completion_mask" in inputs:
             labels = labels.masked_fill(inputs["completion_mask"] == 0, -100)
+        if self.lora_mode:
+            unwrapped = self.accelerator.unwrap_model(model)
+            strong_logits = adapter_logits(
+                unwrapped, STRONG, inputs["input_ids"], inputs.get("attention_mask")
+            )
+            weak_logits = adapter_logits(unwrapped, WEAK, inputs["input_ids"], inputs.get("attention_mask"))
+            n_trained = max(int(labels[:, 1:].ne(-100).sum()), 1)
+            denominator = num_items_in_batch if num_items_in_batch is not None else n_trained
+            loss = mixed_logit_cross_entropy(strong_logits, weak_logits, labels, lam=self.args.mix_lambda)
+            loss = loss * n_trained / denominator
+            return (loss, {"loss": loss}) if return_outputs else loss
         outputs = self.joint(
             input_ids=inputs["input_ids"],
             attention_mask=inputs.get("attention_mask"),
@@ -102,7 +128,9 @@ class WMSSTrainer(SFTTrainer):
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
     def _clip_grad_norm(self, model: torch.nn.Module) -> Any:
-        self._branch_norms = {f"grad_norm_{k}": v for k, v in self.joint.branch_grad_norms().items()}
+        unwrapped = self.accelerator.unwrap_model(model)
+        norms = adapter_grad_norms(unwrapped) if self.lora_mode else self.joint.branch_grad_norms()
+        self._branch_norms = {f"grad_norm_{k}": v for k, v in norms.items()}
         return super()._clip_grad_norm(model)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -113,4 +141,7 @@ class WMSSTrainer(SFTTrainer):
 
     def save_weak_model(self, output_dir: str) -> None:
         """Save the (co-trained) weak model; the strong one is the trained model saved by save_model."""
+        if self.lora_mode:
+            self.accelerator.unwrap_model(self.model).save_pretrained(output_dir, selected_adapters=[WEAK])
+            return
         self.weak_model.save_pretrained(output_dir)
