@@ -76,3 +76,15 @@ def test_trainer_loss_equals_reference(tmp_path, tiny_model_dir, tiny_model_dir_
 def test_config_rejects_bad_lambda(tmp_path):
     with pytest.raises(ConfigError, match="mix_lambda"):
         _args(tmp_path, mix_lambda=1.5)
+
+
+def test_model_card_has_metadata_and_results():
+    import yaml
+
+    from wmss.phases.extract import PAPER_URL, model_card
+
+    card = model_card("Qwen/Qwen3-4B-Base", {"lam": 0.5}, ["train.jsonl"], {"gsm8k": 0.71})
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["base_model"] == "Qwen/Qwen3-4B-Base" and meta["datasets"] == ["train.jsonl"]
+    assert PAPER_URL in card and "| lam | 0.5 |" in card and "| gsm8k | 0.71 |" in card
+    assert "## Evaluation" not in model_card(None)

@@ -6,9 +6,13 @@ import argparse
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from wmss.config import ModelConfig
 from wmss.errors import ModelError
+from wmss.io import atomic_write_text
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import save_model_dir
 
@@ -27,19 +31,59 @@ def branch_dir(joint_dir: str | Path, branch: str = "strong") -> Path:
     )
 
 
+PAPER_URL = "https://arxiv.org/abs/2602.08222"
+
+
+def model_card(
+    base_model: str | None,
+    hyperparameters: dict[str, Any] | None = None,
+    datasets: list[str] | None = None,
+    evaluation: dict[str, float] | None = None,
+) -> str:
+    """A Hugging Face model card (YAML metadata + Markdown) describing a WMSS-trained model."""
+    meta = {
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": ["wmss", "weak-driven-learning"],
+    }
+    if base_model:
+        meta["base_model"] = base_model
+    if datasets:
+        meta["datasets"] = list(datasets)
+    lines = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", "# WMSS model", ""]
+    lines += [
+        f"Trained with WMSS (Weak-Driven Learning, [arXiv 2602.08222]({PAPER_URL})): SFT of the base model, "
+        "an entropy-gap curriculum, then joint training of weak and strong on mixed logits "
+        "z_mix = λ·z_strong + (1-λ)·z_weak; this is the strong model, a plain checkpoint.",
+        "",
+        f"- Base model: {base_model or 'not recorded'}",
+        f"- Data: {', '.join(datasets) if datasets else 'not recorded'}",
+    ]
+    if hyperparameters:
+        lines += ["", "## Hyperparameters", "", "| name | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(hyperparameters.items())]
+    if evaluation:
+        lines += ["", "## Evaluation", "", "| benchmark | score |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(evaluation.items())]
+    return "\n".join(lines) + "\n"
+
+
 def run_extract(
     joint_dir: str | Path,
     output_dir: str | Path,
     branch: str = "strong",
     model_cfg: ModelConfig | None = None,
+    card: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one branch of a joint run as a plain HF checkpoint (safetensors, config, tokenizer, generation)."""
+    """Write one branch of a joint run as a plain HF checkpoint with a model card (README.md)."""
     source = branch_dir(joint_dir, branch)
     # Only loading options (trust_remote_code, attention) apply: the weights keep the dtype they were saved in.
     model_cfg = replace(model_cfg or ModelConfig(), tokenizer=None)
     model = load_causal_lm(str(source), model_cfg, dtype="auto")
     tokenizer = load_tokenizer(str(source), model_cfg)
-    return save_model_dir(model, tokenizer, Path(output_dir))
+    path = save_model_dir(model, tokenizer, Path(output_dir))
+    atomic_write_text(path / "README.md", model_card(**(card or {"base_model": None})))
+    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
