@@ -72,7 +72,7 @@ def _divisors(value: int) -> list[int]:
 
 def _draw_step(rng: random.Random, value: int, max_number: int) -> Step:
     """One step that keeps the count a positive integer no larger than MAX_VALUE."""
-    choices = ["+"]
+    choices = ["+"] if value < MAX_VALUE else []
     if value > 1:
         choices.append("-")
     if value * 2 <= MAX_VALUE:
@@ -81,7 +81,7 @@ def _draw_step(rng: random.Random, value: int, max_number: int) -> Step:
         choices.append("/")
     op = rng.choice(choices)
     if op == "+":
-        return op, rng.randint(1, max_number)
+        return op, rng.randint(1, min(max_number, MAX_VALUE - value))
     if op == "-":
         return op, rng.randint(1, min(value - 1, max_number))
     if op == "*":
