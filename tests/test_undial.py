@@ -17,7 +17,9 @@ def naive_undial(student, teacher, targets, beta, noise=None):
     for row in range(student.shape[0]):
         y = int(targets[row])
         shift = 1.0 if noise is None else float(noise[row])
-        adjusted = [float(teacher[row, v]) - (beta * shift if v == y else 0.0) for v in range(teacher.shape[1])]
+        adjusted = [
+            float(teacher[row, v]) - (beta * shift if v == y else 0.0) for v in range(teacher.shape[1])
+        ]
         top = max(adjusted)
         weights = [math.exp(a - top) for a in adjusted]
         q = [w / sum(weights) for w in weights]

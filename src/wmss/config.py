@@ -112,11 +112,15 @@ class PipelineConfig:
 class CompareConfig:
     """`wmss compare`: which methods ("arms") to train from the same M1, over which seeds and sweeps, evaluated how."""
 
-    arms: list[str] = field(default_factory=lambda: ["sft_total", "sft_continued", "neftune", "undial", "wmss"])
+    arms: list[str] = field(
+        default_factory=lambda: ["sft_total", "sft_continued", "neftune", "undial", "wmss"]
+    )
     reference: str = "sft_continued"  # every arm is compared with this one (paired, per problem)
     seeds: list[int] = field(default_factory=lambda: [0])
     shared_phase1: bool = False  # True: one Phase 1 (M1) for every seed; False: Phase 1 re-run per seed
-    sweeps: list[str] = field(default_factory=list)  # e.g. ["wmss.lam=0.3,0.5", "wmss.alpha:wmss.beta=0.1:0.8,0.2:0.6"]
+    sweeps: list[str] = field(
+        default_factory=list
+    )  # e.g. ["wmss.lam=0.3,0.5", "wmss.alpha:wmss.beta=0.1:0.8,0.2:0.6"]
     sweep_arms: list[str] = field(default_factory=lambda: ["wmss"])  # arms the sweeps apply to
     evaluate_base_models: bool = True  # also evaluate M0 and M1
     eval_file: str | None = None  # held-out JSONL ({"id", "question", "answer"} or a benchmark layout)
@@ -283,7 +287,9 @@ def load_config(
     return config
 
 
-def with_values(config: WMSSConfig, values: Mapping[str, Any], source: str = "the configuration") -> WMSSConfig:
+def with_values(
+    config: WMSSConfig, values: Mapping[str, Any], source: str = "the configuration"
+) -> WMSSConfig:
     """A copy of `config` with dotted keys replaced (e.g. {"wmss.lam": 0.3}), validated like a loaded config."""
     config = _build(WMSSConfig, _merge(config.to_dict(), _nest(values)), "", source)
     validate(config)

@@ -19,7 +19,9 @@ from trl import SFTTrainer
 from wmss.entropy import scored_mask
 
 
-def undial_targets(teacher_logits: Tensor, targets: Tensor, beta: float, noise: Tensor | None = None) -> Tensor:
+def undial_targets(
+    teacher_logits: Tensor, targets: Tensor, beta: float, noise: Tensor | None = None
+) -> Tensor:
     """Soft targets softmax(z_teacher - β·s·onehot(y)) for logits [N, V] and targets [N] (s = noise or 1)."""
     shift = torch.full_like(targets, 1.0, dtype=teacher_logits.dtype) if noise is None else noise
     adjusted = teacher_logits.clone()
@@ -49,7 +51,11 @@ class UndialTrainer(SFTTrainer):
         self._noise_generator = torch.Generator().manual_seed(self.args.seed)
 
     def compute_loss(
-        self, model: Any, inputs: dict[str, Tensor], return_outputs: bool = False, num_items_in_batch: Any = None
+        self,
+        model: Any,
+        inputs: dict[str, Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
     ) -> Any:
         """UNDIAL loss summed over completion tokens, divided by the batch's trained-token count."""
         labels = inputs["labels"]
@@ -63,7 +69,9 @@ class UndialTrainer(SFTTrainer):
         if self.noise:
             # Drawn on the CPU from a seeded generator: the same noise on every machine and every resume.
             noise = torch.randn(targets.shape[0], generator=self._noise_generator).to(targets.device)
-        loss = undial_loss_sum(outputs.logits[:, :-1][mask], teacher_logits[:, :-1][mask], targets, self.beta, noise)
+        loss = undial_loss_sum(
+            outputs.logits[:, :-1][mask], teacher_logits[:, :-1][mask], targets, self.beta, noise
+        )
         denominator = num_items_in_batch if num_items_in_batch is not None else max(int(targets.shape[0]), 1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
