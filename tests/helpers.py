@@ -57,3 +57,19 @@ def make_tiny_tokenizer(
     if path is not None:
         tokenizer.save_pretrained(str(path))
     return tokenizer
+
+
+def tiny_training_overrides(max_steps: int, save_steps: int) -> list[str]:
+    """`--set` overrides that make both training stages a few fast, constant-rate optimizer steps."""
+    return [
+        f"{stage}.{key}={value}"
+        for stage in ("sft", "joint")
+        for key, value in (
+            ("max_steps", max_steps),
+            ("per_device_train_batch_size", 4),
+            ("save_steps", save_steps),
+            ("logging_steps", 1),
+            ("learning_rate", 1e-3),
+            ("lr_scheduler_type", "constant"),
+        )
+    ]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.helpers import tiny_training_overrides
 from wmss.cli import main
 from wmss.compare.arms import ARMS, make_arm
 from wmss.compare.runner import build_plan, parse_sweep, run_compare, sweep_points
@@ -14,16 +15,12 @@ from wmss.errors import ConfigError
 
 
 def compare_config(model_dir, data, tmp_path, **extra):
-    overrides = [f"model.base={model_dir}", f"data.train={data}", f"pipeline.output_dir={tmp_path / 'cmp'}"]
-    for stage in ("sft", "joint"):
-        overrides += [
-            f"{stage}.max_steps=2",
-            f"{stage}.per_device_train_batch_size=4",
-            f"{stage}.save_steps=10",
-            f"{stage}.logging_steps=1",
-            f"{stage}.learning_rate=1e-3",
-            f"{stage}.lr_scheduler_type=constant",
-        ]
+    overrides = [
+        f"model.base={model_dir}",
+        f"data.train={data}",
+        f"pipeline.output_dir={tmp_path / 'cmp'}",
+        *tiny_training_overrides(2, 10),
+    ]
     overrides += [f"{key}={value}" for key, value in extra.items()]
     return load_config(None, overrides)
 

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from tests.helpers import tiny_training_overrides
 from wmss.cli import main
 from wmss.config import load_config
 from wmss.pipeline import DATA_CACHE, MANIFEST, build_stages, run_pipeline
@@ -38,16 +39,7 @@ class CrashAtStep(TrainerCallback):
 
 
 def tiny_config(model_dir, data, **extra):
-    overrides = [f"model.base={model_dir}", f"data.train={data}"]
-    for stage in ("sft", "joint"):
-        overrides += [
-            f"{stage}.max_steps=4",
-            f"{stage}.per_device_train_batch_size=4",
-            f"{stage}.save_steps=1",
-            f"{stage}.logging_steps=1",
-            f"{stage}.learning_rate=1e-3",
-            f"{stage}.lr_scheduler_type=constant",
-        ]
+    overrides = [f"model.base={model_dir}", f"data.train={data}", *tiny_training_overrides(4, 1)]
     overrides += [f"{key}={value}" for key, value in extra.items()]
     return load_config(None, overrides)
 
