@@ -1,4 +1,4 @@
-"""The joint module's chunked loss equals the reference form, in value and gradients, on real tiny LMs."""
+"""The joint module's loss (fused and recompute paths) equals the reference form, in value and gradients, on tiny LMs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM
 
 from tests.conftest import tiny_llama_config, tiny_qwen3_config
 from wmss.errors import ModelError
-from wmss.joint_model import JointModel
+from wmss.joint_model import JointModel, local_head_weight
 from wmss.mixed_loss import mixed_logit_cross_entropy
 from wmss.models import check_same_vocabulary
 
@@ -40,7 +40,10 @@ def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("make_config", [tiny_qwen3_config, tiny_llama_config], ids=["qwen3-tied", "llama"])
 @pytest.mark.parametrize("weak_trainable", [True, False], ids=["co-trained", "frozen"])
 @pytest.mark.parametrize("chunk_size", [1, 7, 4096])
-def test_chunked_joint_loss_matches_reference(make_config, weak_trainable, chunk_size):
+@pytest.mark.parametrize("path", ["fused", "recompute"])
+def test_chunked_joint_loss_matches_reference(make_config, weak_trainable, chunk_size, path, monkeypatch):
+    if path == "recompute":  # what sharded heads (ZeRO-3, FSDP2 units of their own) take
+        monkeypatch.setattr("wmss.joint_model.local_head_weight", lambda head: None)
     strong, weak = _pair(make_config)
     input_ids, attention_mask, labels = _batch()
     joint = JointModel(strong, weak, lam=0.3, weak_trainable=weak_trainable, chunk_size=chunk_size)
@@ -110,3 +113,12 @@ def test_vocabulary_mismatch_is_refused(tokenizer):
     shifted.add_tokens(["<extra_token>"])
     with pytest.raises(ModelError, match="tokenizers differ"):
         check_same_vocabulary(same, strong, tokenizer, shifted)
+
+
+def test_fused_loss_takes_whole_bias_free_linear_heads_only():
+    head = torch.nn.Linear(4, VOCAB, bias=False)
+    assert local_head_weight(head) is head.weight
+    assert local_head_weight(torch.nn.Linear(4, VOCAB)) is None  # a bias: called as a module
+    assert local_head_weight(torch.nn.Embedding(VOCAB, 4)) is None
+    head.weight.ds_id = 0  # how DeepSpeed ZeRO-3 marks a partitioned parameter
+    assert local_head_weight(head) is None

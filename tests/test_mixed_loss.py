@@ -1,4 +1,4 @@
-"""Eq. 11-12: mixed-logit CE against a float64 loop twin and its closed-form gradient; chunked == reference."""
+"""Eq. 11-12: mixed-logit CE against float64 loop twins and closed-form gradients; fused == chunked == reference."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers.loss.loss_utils import ForCausalLMLoss
 
 from wmss.errors import ModelError
 from wmss.mixed_loss import (
     chunked_mixed_cross_entropy,
+    fused_mixed_cross_entropy,
     gather_trained_positions,
     mixed_logit_cross_entropy,
     mixed_logits,
@@ -257,3 +259,185 @@ def test_mixed_ce_equals_direct_log_softmax(lam: float, scale: float, seed: int)
     direct = nll[mask].sum() / max(int(mask.sum()), 1)
     assert torch.isfinite(loss) and loss.item() >= 0
     torch.testing.assert_close(loss, direct, rtol=1e-12, atol=1e-12)
+
+
+def naive_fused_twin(
+    hs: torch.Tensor,
+    hw: torch.Tensor | None,
+    ws: torch.Tensor,
+    ww: torch.Tensor | None,
+    y: torch.Tensor,
+    lam: float,
+) -> tuple[float, list[list[list[float]]]]:
+    """Float64 loops: summed mixed CE and its closed-form gradients [dh_s, dW_s, dh_w, dW_w] (no autograd)."""
+    hs_, ws_ = hs.detach().double().tolist(), ws.detach().double().tolist()
+    terms = [(hs_, ws_, lam)]
+    if hw is not None:
+        terms.append((hw.detach().double().tolist(), ww.detach().double().tolist(), 1 - lam))
+    grads = [
+        [[0.0] * len(h[0]) for _ in h] if not i % 2 else [[0.0] * len(w[0]) for _ in w]
+        for h, w, _ in terms
+        for i in (0, 1)
+    ]
+    total = 0.0
+    for n, target in enumerate(y.tolist()):
+        z = [
+            sum(s * sum(a * b for a, b in zip(h[n], w[v], strict=True)) for h, w, s in terms)
+            for v in range(len(ws_))
+        ]
+        m = max(z)
+        exps = [math.exp(v - m) for v in z]
+        total += math.log(sum(exps)) + m - z[target]
+        residual = [e / sum(exps) - (v == target) for v, e in enumerate(exps)]
+        for i, (h, w, s) in enumerate(terms):
+            for v, r in enumerate(residual):
+                for k in range(len(h[n])):
+                    grads[2 * i][n][k] += s * r * w[v][k]
+                    grads[2 * i + 1][v][k] += s * r * h[n][k]
+    return total, grads
+
+
+def fused_inputs(
+    seed: int, n: int = 11, h_strong: int = 5, h_weak: int = 3, vocab: int = V, scale: float = 1.0
+):
+    gen = torch.Generator().manual_seed(seed)
+    tensors = [
+        scale * torch.randn(shape, generator=gen, dtype=torch.float64)
+        for shape in ((n, h_strong), (vocab, h_strong), (n, h_weak), (vocab, h_weak))
+    ]
+    return [t.requires_grad_() for t in tensors], torch.randint(0, vocab, (n,), generator=gen)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 1000])
+@pytest.mark.parametrize("weak", ["co-trained", "frozen", "uniform"])
+def test_fused_matches_naive_twin_in_value_and_gradients(chunk_size: int, weak: str) -> None:
+    (hs, ws, hw, ww), y = fused_inputs(9)
+    lam = 0.3
+    if weak == "frozen":
+        hw, ww = hw.detach(), ww.detach()
+    if weak == "uniform":
+        hw = ww = None
+    loss = fused_mixed_cross_entropy(hs, hw, ws, ww, y, lam, chunk_size)
+    want_loss, want_grads = naive_fused_twin(hs, hw, ws, ww, y, lam)
+    assert loss.item() == pytest.approx(want_loss, rel=1e-12)
+    trained_inputs = [hs, ws] + ([hw, ww] if weak == "co-trained" else [])
+    grads = torch.autograd.grad(3.0 * loss, trained_inputs)  # an upstream factor is applied in backward
+    for got, want in zip(grads, want_grads, strict=False):
+        torch.testing.assert_close(got, 3.0 * torch.tensor(want, dtype=torch.float64), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("frozen_weak", [False, True])
+def test_fused_equals_reference_and_recompute_paths(frozen_weak: bool) -> None:
+    h_strong, h_weak, head_s, head_w = make_models(10)
+    if frozen_weak:
+        h_weak = h_weak.detach()
+        head_w.requires_grad_(False)
+    labels = make_labels()
+    rows_s, targets = gather_trained_positions(h_strong, labels)
+    rows_w, _ = gather_trained_positions(h_weak, labels)
+    fused = fused_mixed_cross_entropy(rows_s, rows_w, head_s.weight, head_w.weight, targets, 0.7, 2) / len(
+        targets
+    )
+    ref = mixed_logit_cross_entropy(head_s(h_strong), head_w(h_weak), labels, lam=0.7)
+    torch.testing.assert_close(fused, ref, rtol=1e-12, atol=0)
+    params = [h_strong, head_s.weight] + ([] if frozen_weak else [h_weak, head_w.weight])
+    fused.backward()
+    got = [p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
+    ref.backward()
+    for g, p in zip(got, params, strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-13)
+    if frozen_weak:
+        assert head_w.weight.grad is None and h_weak.grad is None
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    lam=st.floats(0.0, 1.0),
+    scale=st.sampled_from([0.1, 1.0, 8.0]),
+    n=st.integers(0, 9),
+    chunk_size=st.integers(1, 10),
+    seed=st.integers(0, 2**16),
+)
+def test_fused_property_matches_twin(lam: float, scale: float, n: int, chunk_size: int, seed: int) -> None:
+    (hs, ws, hw, ww), y = fused_inputs(seed, n=n, h_strong=3, h_weak=2, vocab=6, scale=scale)
+    loss = fused_mixed_cross_entropy(hs, hw, ws, ww, y, lam, chunk_size)
+    want_loss, want_grads = naive_fused_twin(hs, hw, ws, ww, y, lam)
+    assert loss.item() == pytest.approx(want_loss, rel=1e-10, abs=1e-12) and loss.item() >= 0
+    # n == 0 still yields a graph-connected zero with zero gradients for every input.
+    for got, want in zip(torch.autograd.grad(loss, [hs, ws, hw, ww]), want_grads, strict=True):
+        torch.testing.assert_close(
+            got, torch.tensor(want, dtype=torch.float64).reshape(got.shape), rtol=1e-9, atol=1e-10
+        )
+
+
+class _OpLog(TorchDispatchMode):
+    """Records every aten op with the element count of its largest output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[tuple[str, int]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        sizes = [t.numel() for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+        self.ops.append((func.__name__, max(sizes, default=0)))
+        return out
+
+
+def test_fused_holds_one_chunk_of_logits_and_recomputes_nothing_in_backward() -> None:
+    (hs, ws, hw, ww), y = fused_inputs(11, n=40, vocab=50)
+    chunk = 8
+    with _OpLog() as forward:
+        loss = fused_mixed_cross_entropy(hs, hw, ws, ww, y, 0.5, chunk)
+    with _OpLog() as backward:
+        loss.backward()
+    assert max(size for _, size in forward.ops) == chunk * 50  # one [chunk, V] buffer, never [N, V]
+    matmuls = [name for name, _ in forward.ops if name.split(".")[0] in ("mm", "addmm", "addmm_")]
+    assert len(matmuls) == 6 * (40 // chunk)  # per chunk: 2 for the logits, 4 for the gradients
+    assert not [name for name, _ in backward.ops if "mm" in name]  # backward only scales the stored gradients
+    again = fused_mixed_cross_entropy(hs, hw, ws, ww, y, 0.5, chunk)
+    again.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="already backpropagated"):  # the stored gradients are spent
+        again.backward()
+
+
+def test_fused_under_no_grad_computes_no_gradients() -> None:
+    (hs, ws, hw, ww), y = fused_inputs(12, n=16)
+    with torch.no_grad(), _OpLog() as log:
+        loss = fused_mixed_cross_entropy(hs, hw, ws, ww, y, 0.5, 4)
+    assert not loss.requires_grad
+    assert len([name for name, _ in log.ops if "mm" in name]) == 2 * 4
+
+
+def test_fused_low_precision_inputs_accumulate_in_float32() -> None:
+    (hs, ws, hw, ww), y = fused_inputs(13, n=12)
+    low = [t.detach().bfloat16().requires_grad_() for t in (hs, ws, hw, ww)]
+    loss = fused_mixed_cross_entropy(low[0], low[2], low[1], low[3], y, 0.5, 5)
+    assert loss.dtype == torch.float32
+    want_loss, _ = naive_fused_twin(low[0].float(), low[2].float(), low[1].float(), low[3].float(), y, 0.5)
+    assert loss.item() == pytest.approx(want_loss, rel=1e-5)
+    loss.backward()
+    assert all(t.grad.dtype == torch.bfloat16 for t in low)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # CPU runs the matmuls in float32 even under autocast
+        auto = fused_mixed_cross_entropy(hs.float(), hw.float(), ws.float(), ww.float(), y, 0.5, 5)
+    plain = fused_mixed_cross_entropy(hs.float(), hw.float(), ws.float(), ww.float(), y, 0.5, 5)
+    assert auto.dtype == torch.float32 and auto.item() == plain.item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fused_cuda_bf16_autocast_matches_float64() -> None:
+    (hs, ws, hw, ww), y = fused_inputs(14, n=300, h_strong=64, h_weak=32, vocab=1000)
+    cuda = [t.detach().float().cuda().requires_grad_() for t in (hs, ws, hw, ww)]
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = fused_mixed_cross_entropy(cuda[0], cuda[2], cuda[1], cuda[3], y.cuda(), 0.5, 128)
+    loss.backward()
+    assert loss.dtype == torch.float32 and all(t.grad.dtype == torch.float32 for t in cuda)
+    ref = fused_mixed_cross_entropy(hs, hw, ws, ww, y, 0.5, 1000)
+    ref_grads = torch.autograd.grad(ref, [hs, ws, hw, ww])
+    assert loss.item() == pytest.approx(ref.item(), rel=2e-2)
+    for t, want in zip(cuda, ref_grads, strict=True):
+        torch.testing.assert_close(
+            t.grad.double().cpu(), want, rtol=5e-2, atol=5e-2 * want.abs().max().item()
+        )

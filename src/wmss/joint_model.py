@@ -2,8 +2,8 @@
 
 One module (not two) is what lets DeepSpeed ZeRO-3 / FSDP shard and optimise a co-trained weak model, since
 accelerate prepares a single model. The loss is computed inside `forward` from the two final hidden states and
-the two output embeddings on trained positions only, in chunks whose logits are recomputed in backward, so
-full-vocabulary logits of both models never exist for every position at once.
+the two output embeddings on trained positions only, chunk by chunk with every gradient computed in forward
+(`fused_mixed_cross_entropy`), so full-vocabulary logits of both models never exist for every position at once.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 
-from wmss.mixed_loss import chunked_mixed_cross_entropy, gather_trained_positions, mixed_logit_cross_entropy
+from wmss.mixed_loss import (
+    chunked_mixed_cross_entropy,
+    fused_mixed_cross_entropy,
+    gather_trained_positions,
+    mixed_logit_cross_entropy,
+)
 
 # Config attributes of models whose logits are not a plain linear map of the last hidden state.
 _LOGIT_TRANSFORMS = (
@@ -32,6 +38,18 @@ def uses_plain_output_head(model: PreTrainedModel) -> bool:
     """True when logits == output_embeddings(decoder(x).last_hidden_state), so the chunked path is exact."""
     config = model.config.get_text_config()
     return all(getattr(config, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
+
+
+def local_head_weight(head: nn.Module | None) -> torch.Tensor | None:
+    """The weight of a bias-free linear head when it is whole on this rank (fused loss), else None."""
+    weight = getattr(head, "weight", None)
+    if not isinstance(head, nn.Linear) or head.bias is not None:
+        return None
+    # FSDP2 keeps parameters as sharded DTensors outside their module's forward; ZeRO-3 marks partitioned
+    # ones with `ds_id` and gathers them only when the module is called, so those heads must be called.
+    if isinstance(weight, DTensor) or hasattr(weight, "ds_id"):
+        return None
+    return weight
 
 
 class JointModel(nn.Module):
@@ -134,12 +152,25 @@ class JointModel(nn.Module):
             with torch.set_grad_enabled(self.weak_trainable and torch.is_grad_enabled()):
                 weak_hidden = self._hidden(self.weak, input_ids, attention_mask)
             weak_h, _ = gather_trained_positions(weak_hidden, labels)
+        heads = [branch.get_output_embeddings() for branch in (self.strong, self.weak) if branch is not None]
+        weights = [local_head_weight(head) for head in heads]
+        if self.weak_control != "shuffled" and all(w is not None for w in weights):
+            loss_sum = fused_mixed_cross_entropy(
+                strong_h,
+                weak_h,
+                weights[0],
+                weights[1] if weak_h is not None else None,
+                targets,
+                self.lam,
+                self.chunk_size,
+            )
+            return {"loss": loss_sum / denominator}
         self._forward_calls += 1
         loss_sum = chunked_mixed_cross_entropy(
             strong_h,
             weak_h,
-            self.strong.get_output_embeddings(),
-            None if self.weak is None else self.weak.get_output_embeddings(),
+            heads[0],
+            heads[1] if len(heads) > 1 else None,
             targets,
             lam=self.lam,
             chunk_size=self.chunk_size,

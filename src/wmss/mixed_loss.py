@@ -5,14 +5,18 @@ positions. Because the loss sees softmax(z_mix), the gradient w.r.t. z_strong is
 weak model already puts mass on wrong tokens, the strong model keeps receiving gradient.
 
 `mixed_logit_cross_entropy` is the readable reference on full [B, T, V] logits. Training uses
-`gather_trained_positions` + `chunked_mixed_cross_entropy`, which never holds more than `chunk_size` rows of
-vocabulary-sized logits, in forward or backward. Labels follow the transformers causal-LM convention (shifted
-inside, as in `ForCausalLMLoss` and `wmss.entropy.sample_entropy`).
+`gather_trained_positions` + `fused_mixed_cross_entropy`: logits for `chunk_size` rows at a time, whose gradients
+for both heads and both hidden states are computed right there in forward, so backward recomputes nothing.
+Since z_mix = [λ·h_s | (1-λ)·h_w] · [W_s | W_w]ᵀ, this is one linear cross-entropy over the concatenated hidden
+state and heads. `chunked_mixed_cross_entropy` (logits recomputed in backward, heads called as modules) serves
+what the fused form cannot see: sharded head weights, heads with a bias, the shuffled control. Labels follow the
+transformers causal-LM convention (shifted inside, as in `ForCausalLMLoss` and `wmss.entropy.sample_entropy`).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +83,130 @@ def shuffle_logits(logits: Tensor, seed: int) -> Tensor:
     generator = torch.Generator(device=logits.device).manual_seed(seed)
     order = torch.rand(logits.shape, generator=generator, device=logits.device).argsort(dim=-1)
     return logits.gather(-1, order)
+
+
+def _matmul_dtype(tensors: list[Tensor]) -> torch.dtype:
+    # Matmuls run in the autocast dtype when autocast is on (as nn.Linear would), softmax and accumulation in at
+    # least float32. Off CUDA, bf16/fp16 matmuls are emulated (slower than float32), so they run in float32.
+    device = tensors[0].device.type
+    dtype = tensors[0].dtype
+    for tensor in tensors[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+    return dtype if device == "cuda" else compute_dtype(dtype)
+
+
+def _mm(a: Tensor, b: Tensor, acc: torch.dtype) -> Tensor:
+    # cuBLAS writes a low-precision product straight into a float32 result (no rounded copy in between).
+    return torch.mm(a, b) if a.dtype == acc else torch.mm(a, b, out_dtype=acc)
+
+
+def _addmm_(total: Tensor, a: Tensor, b: Tensor, alpha: float) -> Tensor:
+    if a.dtype == total.dtype:
+        return total.addmm_(a, b, alpha=alpha)
+    return torch.addmm(total, a, b, alpha=alpha, out_dtype=total.dtype)
+
+
+class _FusedMixedCE(torch.autograd.Function):
+    """Sum of mixed-logit CEs; gradients of every input computed chunk by chunk in forward, scaled in backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        targets: Tensor,
+        lam: float,
+        chunk_size: int,
+        mm_dtype: torch.dtype,
+        strong_hidden: Tensor,
+        strong_weight: Tensor,
+        weak_hidden: Tensor | None = None,
+        weak_weight: Tensor | None = None,
+    ) -> Tensor:
+        hidden = [h for h in (strong_hidden, weak_hidden) if h is not None]
+        weights = [strong_weight, weak_weight][: len(hidden)]
+        scales = [lam, 1.0 - lam][: len(hidden)]
+        needs = ctx.needs_input_grad[4:]
+        acc = compute_dtype(mm_dtype)
+        w_mm = [w.to(mm_dtype) for w in weights]
+        grad_h = [torch.empty_like(h) if needs[2 * i] else None for i, h in enumerate(hidden)]
+        grad_w = [
+            torch.zeros(w.shape, dtype=acc, device=w.device) if needs[2 * i + 1] else None
+            for i, w in enumerate(weights)
+        ]
+        loss = torch.zeros((), dtype=acc, device=targets.device)
+        for start in range(0, targets.shape[0], chunk_size):
+            c = slice(start, start + chunk_size)
+            t = targets[c]
+            rows = torch.arange(t.shape[0], device=t.device)
+            h_mm = [h[c].to(mm_dtype) for h in hidden]
+            # z = Σ_i scale_i · h_i W_iᵀ (Eq. 11) in one [chunk, V] buffer that softmax then overwrites in place.
+            z = _mm(scales[0] * h_mm[0], w_mm[0].t(), acc)
+            for h, w, scale in zip(h_mm[1:], w_mm[1:], scales[1:], strict=True):
+                z = _addmm_(z, h, w.t(), scale)
+            target_logit = z[rows, t]
+            top = z.amax(dim=1, keepdim=True)
+            total = z.sub_(top).exp_().sum(dim=1, keepdim=True)
+            loss += (total.log() + top).sum() - target_logit.sum()
+            # dL/dz = softmax(z) - onehot(y), so dL/dh_i = scale_i·G·W_i and dL/dW_i = scale_i·Gᵀ·h_i.
+            z.div_(total)
+            z[rows, t] -= 1
+            g = z.to(mm_dtype)
+            for i, scale in enumerate(scales):
+                if grad_h[i] is not None:
+                    grad_h[i][c] = _mm(g, w_mm[i], acc).mul_(scale)
+                if grad_w[i] is not None:
+                    grad_w[i] = _addmm_(grad_w[i], g.t(), h_mm[i], scale)
+        grad_w = [None if g is None else g.to(w.dtype) for g, w in zip(grad_w, weights, strict=True)]
+        ctx.grads = [grad for pair in zip(grad_h, grad_w, strict=True) for grad in pair]
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: Tensor) -> tuple[Tensor | None, ...]:
+        if ctx.grads is None:
+            raise RuntimeError(
+                "the fused mixed-logit loss was already backpropagated (no retain_graph support)"
+            )
+        # Scaled in place: the buffers belong to this graph alone, whose backward runs once.
+        grads = [None if g is None else g.mul_(grad_loss.to(g.dtype)) for g in ctx.grads]
+        ctx.grads = None
+        return None, None, None, None, *grads, *[None] * (4 - len(grads))
+
+
+def fused_mixed_cross_entropy(
+    strong_hidden: Tensor,
+    weak_hidden: Tensor | None,
+    strong_weight: Tensor,
+    weak_weight: Tensor | None,
+    targets: Tensor,
+    lam: float = 0.5,
+    chunk_size: int = 1024,
+) -> Tensor:
+    """SUM of mixed-logit CEs over N gathered positions, from head weights; weak_hidden None = uniform control."""
+    n = targets.shape[0]
+    weak = weak_hidden is not None
+    if strong_hidden.shape[0] != n or targets.dim() != 1 or (weak and weak_hidden.shape[0] != n):
+        raise ValueError(
+            f"expected hidden [N, H] x2 and targets [N], got {tuple(strong_hidden.shape)}, "
+            f"{None if weak_hidden is None else tuple(weak_hidden.shape)} and {tuple(targets.shape)}"
+        )
+    if weak and weak_weight.shape[0] != strong_weight.shape[0]:
+        raise ModelError(
+            f"strong and weak models have different vocabulary sizes ({strong_weight.shape[0]} vs "
+            f"{weak_weight.shape[0]}); logit mixing needs a shared vocabulary"
+        )
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    tensors = [strong_hidden, strong_weight] + ([weak_hidden, weak_weight] if weak else [])
+    if not torch.is_grad_enabled():
+        # Forward sees which inputs need gradients only through requires_grad; no_grad must not pay for them.
+        tensors = [t.detach() for t in tensors]
+    mm_dtype = _matmul_dtype(tensors)
+    # The matmul dtype is chosen above; autocast inside would re-cast the in-place accumulations.
+    with torch.autocast(strong_hidden.device.type, enabled=False):
+        return _FusedMixedCE.apply(targets, lam, chunk_size, mm_dtype, *tensors)
 
 
 def chunked_mixed_cross_entropy(
