@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tokenizer", help="target model (directory or hub id) whose tokenizer counts tokens"
     )
     parser.add_argument(
-        "--max-length", type=int, help=f"drop examples over this many tokens (default {DEFAULT_MAX_LENGTH})"
+        "--max-length",
+        type=int,
+        help=f"drop examples over this many tokens (with --tokenizer; {DEFAULT_MAX_LENGTH} when not given)",
     )
     parser.add_argument(
         "--system-prompt",
