@@ -27,9 +27,10 @@ POLICIES = {"math": ("verify", "keep", "drop"), "code": ("drop", "verify", "keep
 FORMATS = ("strict", "loose", "off")
 
 # The authors' pattern, matched against the stripped response (their HACK comment: `$` may also match
-# before a final newline). Its \boxed part only makes sense for math: code answers end in a program.
+# before a final newline). Its \boxed part only makes sense for math: code answers end in a program, so
+# other categories get the same pattern without it.
 _STRICT_MATH = re.compile(r"^<think>.*?</think>\s*<answer>.*?\\boxed\{.*?\}.*?</answer>$", re.DOTALL)
-_STRICT_CODE = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$", re.DOTALL)
+_STRICT_NO_BOX = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$", re.DOTALL)
 # Looser: any whitespace around the tags and a non-empty answer; what the answer says is the graders' job.
 _LOOSE = re.compile(r"^\s*<think>.*?</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
 
@@ -39,7 +40,7 @@ def format_ok(response: str, category: str, mode: str) -> bool:
     if mode == "off":
         return True
     if mode == "strict":
-        pattern = _STRICT_MATH if category == "math" else _STRICT_CODE
+        pattern = _STRICT_MATH if category == "math" else _STRICT_NO_BOX
         return pattern.match(response.strip()) is not None
     match = _LOOSE.match(response)
     return match is not None and bool(match.group("answer").strip())
