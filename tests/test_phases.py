@@ -94,7 +94,7 @@ def test_co_trained_run_changes_weak_weights_and_frozen_run_does_not(phase_run, 
 
 def test_extracted_model_reproduces_the_strong_branch_logits(phase_run):
     extracted = AutoModelForCausalLM.from_pretrained(phase_run / "model")
-    branch = AutoModelForCausalLM.from_pretrained(phase_run / "joint" / "final" / "strong")
+    branch = AutoModelForCausalLM.from_pretrained(phase_run / "joint" / "final")
     ids = torch.tensor([[5, 9, 20, 33, 41, 7]])
     with torch.no_grad():
         torch.testing.assert_close(extracted(ids).logits, branch(ids).logits, rtol=0, atol=0)
@@ -124,4 +124,4 @@ def test_joint_with_activation_checkpointing_trains_both_branches(
     flags = [*quick("joint", steps=1), "--set", "joint.gradient_checkpointing=true"]
     assert main(["joint", *models, "--output", str(tmp_path / "j"), *flags]) == 0
     assert _differs(_weights(tiny_model_dir), _weights(tmp_path / "j" / "final" / "weak"))
-    assert _differs(_weights(tiny_model_dir_2), _weights(tmp_path / "j" / "final" / "strong"))
+    assert _differs(_weights(tiny_model_dir_2), _weights(tmp_path / "j" / "final"))

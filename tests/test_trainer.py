@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset
@@ -88,3 +89,78 @@ def test_model_card_has_metadata_and_results():
     assert meta["base_model"] == "Qwen/Qwen3-4B-Base" and meta["datasets"] == ["train.jsonl"]
     assert PAPER_URL in card and "| lam | 0.5 |" in card and "| gsm8k | 0.71 |" in card
     assert "## Evaluation" not in model_card(None)
+
+
+def test_curriculum_from_given_entropies_trains_on_the_eq10_draw(tmp_path, tiny_model_dir, tokenizer):
+    from wmss.curriculum import curriculum_weights, sample_active_set
+
+    data = _dataset()
+    rng = np.random.default_rng(0)
+    h_weak, h_strong = rng.uniform(0.1, 2.0, len(data)), rng.uniform(0.1, 2.0, len(data))
+    trainer = WMSSTrainer(
+        model=str(tiny_model_dir),
+        weak_model=str(tiny_model_dir),
+        args=_args(tmp_path, curriculum=True, sample_multiplier=2.0, curriculum_beta=0.5),
+        train_dataset=data,
+        processing_class=tokenizer,
+        entropies=(h_weak, h_strong),
+    )
+    draws = sample_active_set(curriculum_weights(h_weak, h_strong, beta=0.5), 2.0, seed=0)
+    assert len(trainer.train_dataset) == 2 * len(data)
+    assert trainer.train_dataset["input_ids"] == [trainer.full_train_dataset["input_ids"][i] for i in draws]
+    assert trainer.curriculum_stats["n_draws"] == 2 * len(data)
+
+
+def test_curriculum_entropies_equal_a_per_sample_float64_computation(
+    tmp_path, tiny_model_dir, tiny_model_dir_2, tokenizer
+):
+    trainer = WMSSTrainer(
+        model=str(tiny_model_dir_2),
+        weak_model=str(tiny_model_dir),
+        args=_args(tmp_path, curriculum=True, per_device_eval_batch_size=5),
+        train_dataset=_dataset(),
+        processing_class=tokenizer,
+    )
+    rows = trainer.full_train_dataset
+    for branch, path in (("strong", tiny_model_dir_2), ("weak", tiny_model_dir)):
+        model = AutoModelForCausalLM.from_pretrained(path).double().eval()
+        got = trainer.sample_entropies(branch, rows)
+        for value, ids, labels in zip(got, rows["input_ids"], rows["labels"], strict=True):
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0], -1)
+            entropy = -(logp.exp() * logp).sum(-1)  # entropy at position t predicts token t + 1
+            scored = torch.tensor(labels[1:]) != -100
+            assert value == pytest.approx(float(entropy[:-1][scored].mean()), rel=1e-4)
+
+
+def test_entropies_without_curriculum_or_of_wrong_length_are_refused(tmp_path, tiny_model_dir, tokenizer):
+    kwargs = {"model": str(tiny_model_dir), "weak_model": str(tiny_model_dir), "processing_class": tokenizer}
+    with pytest.raises(ConfigError, match="curriculum is False"):
+        WMSSTrainer(args=_args(tmp_path), train_dataset=_dataset(), entropies=([1.0], [1.0]), **kwargs)
+    with pytest.raises(ConfigError, match="one value per training sample"):
+        WMSSTrainer(
+            args=_args(tmp_path, curriculum=True),
+            train_dataset=_dataset(),
+            entropies=([1.0], [1.0]),
+            **kwargs,
+        )
+
+
+def test_save_model_writes_the_strong_model_at_the_root_and_the_weak_one_in_weak(
+    tmp_path, tiny_model_dir, tiny_model_dir_2, tokenizer
+):
+    trainer = WMSSTrainer(
+        model=str(tiny_model_dir_2),
+        weak_model=str(tiny_model_dir),
+        args=_args(tmp_path),
+        train_dataset=_dataset(),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    trainer.save_model(str(tmp_path / "out"))
+    for loaded, trained in (
+        (AutoModelForCausalLM.from_pretrained(tmp_path / "out"), trainer.joint.strong),
+        (AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "weak"), trainer.weak_model),
+    ):
+        for (name, a), b in zip(loaded.state_dict().items(), trained.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, msg=name)

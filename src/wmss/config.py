@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from wmss import defaults
 from wmss.errors import ConfigError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -83,17 +84,17 @@ class TrainConfig:
 class WMSSParams:
     """Hyperparameters of the method itself (paper defaults)."""
 
-    alpha: float = 0.1  # weight of the weak model's entropy (base difficulty)
-    beta: float = 0.8  # weight of samples whose entropy the strong model reduced (consolidation)
-    gamma: float = 0.1  # weight of samples whose entropy the strong model increased (regression)
-    lam: float = 0.5  # mixing coefficient: z_mix = lam * z_strong + (1 - lam) * z_weak
+    alpha: float = defaults.ALPHA
+    beta: float = defaults.BETA
+    gamma: float = defaults.GAMMA
+    lam: float = defaults.LAMBDA
     sample_multiplier: float = 1.0  # active set size = round(multiplier * n)
     weighting: str = "paper"  # paper (Eq. 10) | brownboost
     weak_trainable: bool = True  # co-train the weak model (paper) or freeze it
     rounds: int = 1  # K in Algorithm 1
     seed: int = 42
     entropy_batch_size: int = 8
-    loss_chunk_size: int = 1024  # positions per chunk of full-vocabulary logits
+    loss_chunk_size: int = defaults.CHUNK_SIZE
     # Controls of the joint stage: "uniform" replaces the weak logits by a constant (softmax(lam * z_strong)),
     # "shuffled" permutes them over the vocabulary per position (same entropy, no structure).
     weak_control: str = "none"

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from wmss import defaults
 from wmss.errors import ConfigError
 
 # Entropies come from float32 reductions; slightly negative values are rounding noise, not bad data.
@@ -62,7 +63,11 @@ def entropy_gap(h_weak: ArrayLike, h_strong: ArrayLike) -> np.ndarray:
 
 
 def curriculum_weights(
-    h_weak: ArrayLike, h_strong: ArrayLike, alpha: float = 0.1, beta: float = 0.8, gamma: float = 0.1
+    h_weak: ArrayLike,
+    h_strong: ArrayLike,
+    alpha: float = defaults.ALPHA,
+    beta: float = defaults.BETA,
+    gamma: float = defaults.GAMMA,
 ) -> np.ndarray:
     """Sampling distribution of Eq. 10 (float64, sums to 1); uniform with a CurriculumWarning if all terms vanish."""
     coefs = [_coefficient(k, v) for k, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma))]

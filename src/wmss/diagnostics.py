@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedModel
 
+from wmss import defaults
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, load_config, require
 from wmss.data import TrainingData, make_collator
@@ -48,7 +49,6 @@ STATS = (
     "max_prob",
 )
 RESERVED = ("gradient_probe", "n_samples", "n_positions")
-_CHUNK = 1024
 
 
 def _check_shapes(logits: Tensor, labels: Tensor) -> None:
@@ -96,12 +96,14 @@ def logit_stat_sums(logits: Tensor, targets: Tensor) -> dict[str, float]:
     return {key: float(value.double().sum()) for key, value in per_row.items()}
 
 
-def logit_stats(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> dict[str, float]:
+def logit_stats(
+    logits: Tensor, labels: Tensor, ignore_index: int = defaults.IGNORE_INDEX
+) -> dict[str, float]:
     """Mean over trained positions of each logit statistic in STATS (causal labels, computed in >= float32)."""
     _check_shapes(logits, labels)
     sums = dict.fromkeys(STATS, 0.0)
     n = 0
-    for rows, targets in _trained_chunks(logits, labels, ignore_index, _CHUNK):
+    for rows, targets in _trained_chunks(logits, labels, ignore_index, defaults.CHUNK_SIZE):
         for key, value in logit_stat_sums(rows, targets).items():
             sums[key] += value
         n += targets.shape[0]
@@ -110,7 +112,9 @@ def logit_stats(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> dic
     return {key: value / n for key, value in sums.items()}
 
 
-def gradient_norms(strong: Tensor, weak: Tensor, targets: Tensor, lam: float = 0.5) -> tuple[Tensor, Tensor]:
+def gradient_norms(
+    strong: Tensor, weak: Tensor, targets: Tensor, lam: float = defaults.LAMBDA
+) -> tuple[Tensor, Tensor]:
     """Per-row ||∂CE/∂z_strong|| for plain CE and for the mixed CE of Eq. 12 (rows [N, V], targets [N])."""
 
     def norm(logits: Tensor, scale: float) -> Tensor:
@@ -143,7 +147,11 @@ def summarize_gradient_norms(plain: Tensor, mixed: Tensor, lam: float) -> dict[s
 
 
 def gradient_probe(
-    strong_logits: Tensor, weak_logits: Tensor, labels: Tensor, lam: float = 0.5, ignore_index: int = -100
+    strong_logits: Tensor,
+    weak_logits: Tensor,
+    labels: Tensor,
+    lam: float = defaults.LAMBDA,
+    ignore_index: int = defaults.IGNORE_INDEX,
 ) -> dict[str, float]:
     """Summary of per-position ||∂L/∂z_strong|| under plain CE and under mixed-logit CE (not divided by N)."""
     _check_shapes(strong_logits, labels)
@@ -153,8 +161,8 @@ def gradient_probe(
         )
     plain, mixed = [], []
     chunks = zip(
-        _trained_chunks(strong_logits, labels, ignore_index, _CHUNK),
-        _trained_chunks(weak_logits, labels, ignore_index, _CHUNK),
+        _trained_chunks(strong_logits, labels, ignore_index, defaults.CHUNK_SIZE),
+        _trained_chunks(weak_logits, labels, ignore_index, defaults.CHUNK_SIZE),
         strict=True,
     )
     for (strong, targets), (weak, _) in chunks:
@@ -182,7 +190,7 @@ def _model_chunks(
     """Logits [chunk, V] and targets of a batch's trained positions, a chunk at a time."""
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
     if not uses_plain_output_head(model):  # soft-capped or scaled logits: only the full forward is exact
-        yield from _trained_chunks(model(**inputs).logits, batch["labels"], -100, chunk_size)
+        yield from _trained_chunks(model(**inputs).logits, batch["labels"], defaults.IGNORE_INDEX, chunk_size)
         return
     rows, targets = gather_trained_positions(model.get_decoder()(**inputs)[0], batch["labels"])
     head = model.get_output_embeddings()
@@ -251,9 +259,9 @@ def diagnose(
     n: int = 200,
     seed: int = 0,
     weak: str | None = None,
-    lam: float = 0.5,
+    lam: float = defaults.LAMBDA,
     batch_size: int = 4,
-    chunk_size: int = _CHUNK,
+    chunk_size: int = defaults.CHUNK_SIZE,
 ) -> dict[str, Any]:
     """Logit statistics of each model on n seeded training examples (+ gradient probe against `weak`)."""
     if not models:

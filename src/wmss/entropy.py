@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from wmss import defaults
+
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Return the dtype the loss/entropy math runs in: at least float32, float64 kept."""
@@ -32,19 +34,19 @@ def token_entropy(logits: Tensor) -> Tensor:
     return -(p * logp.masked_fill(p == 0, 0.0)).sum(dim=-1)
 
 
-def scored_mask(labels: Tensor, ignore_index: int = -100) -> Tensor:
+def scored_mask(labels: Tensor, ignore_index: int = defaults.IGNORE_INDEX) -> Tensor:
     """Boolean [B, T-1] mask of positions whose logits predict a non-ignored next label."""
     if labels.dim() != 2:
         raise ValueError(f"labels must be [batch, seq], got shape {tuple(labels.shape)}")
     return labels[:, 1:] != ignore_index
 
 
-def scored_token_counts(labels: Tensor, ignore_index: int = -100) -> Tensor:
+def scored_token_counts(labels: Tensor, ignore_index: int = defaults.IGNORE_INDEX) -> Tensor:
     """Number of scored positions per sample ([B], int64); 0 marks samples whose entropy is 0 by convention."""
     return scored_mask(labels, ignore_index).sum(dim=1)
 
 
-def sample_entropy(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
+def sample_entropy(logits: Tensor, labels: Tensor, ignore_index: int = defaults.IGNORE_INDEX) -> Tensor:
     """Mean next-token entropy over each sample's scored positions ([B]); 0.0 for samples with none."""
     if logits.dim() != 3 or logits.shape[:2] != labels.shape:
         raise ValueError(
@@ -61,8 +63,8 @@ def chunked_sample_entropy(
     hidden: Tensor,
     head: nn.Module,
     labels: Tensor,
-    ignore_index: int = -100,
-    chunk_size: int = 1024,
+    ignore_index: int = defaults.IGNORE_INDEX,
+    chunk_size: int = defaults.CHUNK_SIZE,
     min_chunks: int = 1,
 ) -> Tensor:
     """Equals `sample_entropy(head(hidden), labels)`, materialising logits for `chunk_size` positions at a time."""

@@ -27,7 +27,7 @@ from wmss.phases.common import load_training_data
 from wmss.phases.curriculum import CURRICULUM_FILE, read_curriculum, run_curriculum
 from wmss.phases.entropy import run_entropy
 from wmss.phases.extract import run_extract
-from wmss.phases.joint import active_dataset, run_joint
+from wmss.phases.joint import active_dataset, final_dir, run_joint
 from wmss.phases.sft import run_sft
 from wmss.runlock import lock_run_directory
 from wmss.stages import MANIFEST, Manifest, Stage, depends_on, run_stages
@@ -181,7 +181,7 @@ class Steps:
             directory,
             settings,
             depends_on(weak[1], strong[1], cur_stage),
-            directory / "final" / "strong",
+            final_dir(directory),
             lambda cb: run_joint(
                 config, str(weak[0]), str(strong[0]), directory, cur_dir, callbacks=cb, data_cache=self.cache
             ),

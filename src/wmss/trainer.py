@@ -1,19 +1,40 @@
-"""WMSSTrainer/WMSSConfig: WMSS joint training (Eq. 11-12) shaped like TRL's GKDTrainer/GKDConfig."""
+"""WMSSTrainer/WMSSConfig: WMSS joint training (Eq. 11-12) shaped like TRL's GKDTrainer/GKDConfig.
+
+The one joint-training code path: `wmss joint`, `wmss run` and `wmss compare` train through this trainer too.
+In full mode the trained module is a `JointModel` (strong + weak as one `nn.Module`), because accelerate
+prepares a single model under DDP, DeepSpeed ZeRO-3 and FSDP: that is what lets them shard, synchronise and
+optimise a co-trained weak model. In LoRA mode it is one PEFT model with a `strong` and a `weak` adapter.
+Saved layout (checkpoints and `save_model`): the strong model as a plain HF checkpoint at the folder's root,
+the weak one in `weak/` (PEFT's own layout for a second adapter).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from datasets import Dataset
 from peft import LoraConfig
+from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from trl import SFTConfig, SFTTrainer
 
+from wmss import defaults
+from wmss.config import WEAK_CONTROLS
+from wmss.curriculum import curriculum_stats, curriculum_weights, sample_active_set
+from wmss.entropy import sample_entropy
 from wmss.errors import ConfigError
 from wmss.joint_model import JointModel
 from wmss.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters
 from wmss.mixed_loss import mixed_logit_cross_entropy
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,7 +42,7 @@ class WMSSConfig(SFTConfig):
     """SFTConfig plus the WMSS joint-training settings."""
 
     mix_lambda: float = field(
-        default=0.5,
+        default=defaults.LAMBDA,
         metadata={"help": "λ in z_mix = λ·z_strong + (1-λ)·z_weak (paper default 0.5); in (0, 1]."},
     )
     train_weak_model: bool = field(
@@ -35,10 +56,30 @@ class WMSSConfig(SFTConfig):
         },
     )
     loss_chunk_size: int = field(
-        default=1024,
+        default=defaults.CHUNK_SIZE,
+        metadata={"help": "Trained positions per chunk of the mixed-logit loss."},
+    )
+    weak_control: str = field(
+        default="none",
         metadata={
-            "help": "Trained positions per chunk of the mixed-logit loss (logits recomputed in backward)."
+            "help": "Weak-logit control: 'none' (the weak model), 'uniform' (constant weak logits: no weak "
+            "model, SFT at temperature 1/λ) or 'shuffled' (weak logits permuted over the vocabulary)."
         },
+    )
+
+    curriculum: bool = field(
+        default=False,
+        metadata={
+            "help": "Phase 2 inside the trainer: score each sample's mean completion entropy under the weak and "
+            "the strong model (or use the entropies given to the trainer), weight samples by Eq. 10 and train "
+            "on a weighted draw with replacement. `wmss run` does this as separate, resumable stages."
+        },
+    )
+    curriculum_alpha: float = field(default=defaults.ALPHA, metadata={"help": "Eq. 10 α (weak entropy)."})
+    curriculum_beta: float = field(default=defaults.BETA, metadata={"help": "Eq. 10 β (entropy reduced)."})
+    curriculum_gamma: float = field(default=defaults.GAMMA, metadata={"help": "Eq. 10 γ (entropy raised)."})
+    sample_multiplier: float = field(
+        default=1.0, metadata={"help": "Curriculum draws = round(sample_multiplier · dataset size)."}
     )
 
     def __post_init__(self) -> None:
@@ -47,6 +88,29 @@ class WMSSConfig(SFTConfig):
             raise ConfigError(f"WMSSConfig.mix_lambda must be in (0, 1], got {self.mix_lambda}")
         if self.loss_chunk_size < 1:
             raise ConfigError(f"WMSSConfig.loss_chunk_size must be >= 1, got {self.loss_chunk_size}")
+        if min(self.curriculum_alpha, self.curriculum_beta, self.curriculum_gamma) < 0 or not (
+            self.curriculum_alpha + self.curriculum_beta + self.curriculum_gamma > 0
+        ):
+            raise ConfigError("WMSSConfig.curriculum_alpha/beta/gamma must be >= 0 and not all 0")
+        if not self.sample_multiplier > 0:
+            raise ConfigError(f"WMSSConfig.sample_multiplier must be > 0, got {self.sample_multiplier}")
+        if self.weak_control not in WEAK_CONTROLS:
+            raise ConfigError(
+                f"WMSSConfig.weak_control must be one of {', '.join(WEAK_CONTROLS)}, got {self.weak_control!r}"
+            )
+
+
+def _branch_state(state_dict: dict[str, torch.Tensor], branch: str) -> dict[str, torch.Tensor]:
+    prefix = f"{branch}."
+    return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+
+
+def load_branch_weights(model: PreTrainedModel, folder: Path) -> None:
+    """Load a `save_pretrained` folder into an existing model, strictly (tied weights included)."""
+    # from_pretrained undoes the key conversions transformers applies on save (MoE, multimodal models).
+    parameter = next(model.parameters())
+    loaded = type(model).from_pretrained(str(folder), dtype=parameter.dtype)
+    model.load_state_dict(loaded.state_dict())
 
 
 class WMSSTrainer(SFTTrainer):
@@ -58,44 +122,122 @@ class WMSSTrainer(SFTTrainer):
         weak_model: PreTrainedModel | str | None = None,
         args: WMSSConfig | None = None,
         peft_config: LoraConfig | None = None,
+        entropies: tuple[Sequence[float], Sequence[float]] | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(args, WMSSConfig):
             raise ConfigError("WMSSTrainer needs args=WMSSConfig(...)")
         self.lora_mode = peft_config is not None
         self._branch_norms: dict[str, float] = {}
+        self.curriculum_stats: dict[str, Any] | None = None
+        self.full_train_dataset: Dataset | None = None  # the training set before the curriculum's draw
+        self._build(model, weak_model, args, peft_config, kwargs)
+        if args.curriculum:
+            self._apply_curriculum(entropies)
+        elif entropies is not None:
+            raise ConfigError("entropies were given but WMSSConfig.curriculum is False")
+
+    def _build(
+        self,
+        model: PreTrainedModel | str,
+        weak_model: PreTrainedModel | str | None,
+        args: WMSSConfig,
+        peft_config: LoraConfig | None,
+        kwargs: dict[str, Any],
+    ) -> None:
         if self.lora_mode:
             # LoRA mode: the frozen base is M0 (the weak branch); `weak_model` must not be given.
-            if weak_model is not None:
+            if weak_model is not None or args.weak_control != "none":
                 raise ConfigError("with peft_config the weak branch is the base model: pass weak_model=None")
             if isinstance(model, str):
                 model = AutoModelForCausalLM.from_pretrained(model, **(args.model_init_kwargs or {}))
             super().__init__(model=add_wmss_adapters(model, peft_config), args=args, **kwargs)
             return
-        if weak_model is None:
+        if weak_model is None and args.weak_control != "uniform":
             raise ConfigError("WMSSTrainer needs weak_model (a model or a path) unless peft_config is given")
         super().__init__(model=model, args=args, **kwargs)
         if isinstance(weak_model, str):
             weak_model = AutoModelForCausalLM.from_pretrained(
                 weak_model, **(args.weak_model_init_kwargs or {})
             )
-        self.weak_model = weak_model.to(self.args.device)
-        self.weak_model.train(args.train_weak_model)
-        self.joint = JointModel(
+        if weak_model is not None and not self.is_deepspeed_enabled and not self.is_fsdp_enabled:
+            weak_model = weak_model.to(self.args.device)
+        # SFTTrainer set up data, collator and tags for the strong model; from here on the trained module is
+        # the joint one, so the optimizer, accelerate's prepare() and checkpoints cover both branches.
+        self.model = self.model_wrapped = JointModel(
             self.model,
-            self.weak_model,
+            weak_model,
             lam=args.mix_lambda,
             weak_trainable=args.train_weak_model,
             chunk_size=args.loss_chunk_size,
+            weak_control=args.weak_control,
+            control_seed=args.seed,
         )
 
-    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
-        """The strong model's optimizer with the weak model's parameters as one more group."""
-        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
-        if self.args.train_weak_model and not self.lora_mode:
-            weak_params = [p for p in self.weak_model.parameters() if p.requires_grad]
-            optimizer.add_param_group({"params": weak_params, "weight_decay": self.args.weight_decay})
-        return optimizer
+    def _apply_curriculum(self, entropies: tuple[Sequence[float], Sequence[float]] | None) -> None:
+        """Replace the training set by its Eq. 10-weighted draw (with replacement)."""
+        dataset = self.full_train_dataset = self.train_dataset
+        if entropies is None:
+            if not self.lora_mode and self.joint.weak is None:
+                raise ConfigError("the curriculum needs a weak model: weak_control='uniform' holds none")
+            entropies = (self.sample_entropies(WEAK), self.sample_entropies(STRONG))
+        h_weak, h_strong = (np.asarray(h, dtype=np.float64) for h in entropies)
+        if not len(h_weak) == len(h_strong) == len(dataset):
+            raise ConfigError(
+                f"entropies must give one value per training sample: got {len(h_weak)} and {len(h_strong)} "
+                f"for {len(dataset)} samples"
+            )
+        a = self.args
+        weights = curriculum_weights(
+            h_weak, h_strong, alpha=a.curriculum_alpha, beta=a.curriculum_beta, gamma=a.curriculum_gamma
+        )
+        draws = sample_active_set(weights, a.sample_multiplier, seed=a.seed)
+        self.curriculum_stats = curriculum_stats(weights, draws)
+        self.train_dataset = dataset.select(draws.tolist())
+        logger.info(
+            "curriculum: %d draws of %d samples, effective sample size %.1f",
+            len(draws),
+            len(dataset),
+            self.curriculum_stats["effective_sample_size"],
+        )
+
+    @torch.no_grad()
+    def sample_entropies(self, branch: str, dataset: Dataset | None = None) -> list[float]:
+        """Mean completion entropy (Eq. 3/8) of each sample (default: the training set) under one branch."""
+        dataset = self._remove_unused_columns(
+            self.train_dataset if dataset is None else dataset, description="curriculum"
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.per_device_eval_batch_size,
+            collate_fn=self.data_collator,
+            shuffle=False,
+        )
+        unwrapped = self.accelerator.unwrap_model(self.model).eval()  # no dropout while scoring
+        values: list[float] = []
+        for batch in loader:
+            ids, mask = batch["input_ids"].to(self.args.device), batch["attention_mask"].to(self.args.device)
+            labels = batch["labels"].to(self.args.device)
+            if "completion_mask" in batch:
+                labels = labels.masked_fill(
+                    batch["completion_mask"].to(labels.device) == 0, defaults.IGNORE_INDEX
+                )
+            if self.lora_mode:
+                logits = adapter_logits(unwrapped, branch, ids, mask)
+            else:
+                logits = getattr(unwrapped, branch)(input_ids=ids, attention_mask=mask).logits
+            values += sample_entropy(logits, labels).tolist()
+        return values
+
+    @property
+    def joint(self) -> JointModel:
+        """The joint module (full mode)."""
+        return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+
+    @property
+    def weak_model(self) -> PreTrainedModel | None:
+        """The weak model (None in LoRA mode, where it is the base with the weak adapter, and under 'uniform')."""
+        return None if self.lora_mode else self.joint.weak
 
     def compute_loss(
         self,
@@ -107,19 +249,11 @@ class WMSSTrainer(SFTTrainer):
         """Mixed-logit cross-entropy on completion tokens (labels -100 elsewhere)."""
         labels = inputs["labels"]
         if "completion_mask" in inputs:
-            labels = labels.masked_fill(inputs["completion_mask"] == 0, -100)
+            labels = labels.masked_fill(inputs["completion_mask"] == 0, defaults.IGNORE_INDEX)
         if self.lora_mode:
-            unwrapped = self.accelerator.unwrap_model(model)
-            strong_logits = adapter_logits(
-                unwrapped, STRONG, inputs["input_ids"], inputs.get("attention_mask")
-            )
-            weak_logits = adapter_logits(unwrapped, WEAK, inputs["input_ids"], inputs.get("attention_mask"))
-            n_trained = max(int(labels[:, 1:].ne(-100).sum()), 1)
-            denominator = num_items_in_batch if num_items_in_batch is not None else n_trained
-            loss = mixed_logit_cross_entropy(strong_logits, weak_logits, labels, lam=self.args.mix_lambda)
-            loss = loss * n_trained / denominator
+            loss = self._lora_loss(model, inputs, labels, num_items_in_batch)
             return (loss, {"loss": loss}) if return_outputs else loss
-        outputs = self.joint(
+        outputs = model(
             input_ids=inputs["input_ids"],
             attention_mask=inputs.get("attention_mask"),
             labels=labels,
@@ -127,21 +261,78 @@ class WMSSTrainer(SFTTrainer):
         )
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
-    def _clip_grad_norm(self, model: torch.nn.Module) -> Any:
+    def _lora_loss(
+        self, model: torch.nn.Module, inputs: dict[str, Any], labels: torch.Tensor, num_items_in_batch: Any
+    ) -> torch.Tensor:
         unwrapped = self.accelerator.unwrap_model(model)
-        norms = adapter_grad_norms(unwrapped) if self.lora_mode else self.joint.branch_grad_norms()
-        self._branch_norms = {f"grad_norm_{k}": v for k, v in norms.items()}
+        ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+        strong_logits = adapter_logits(unwrapped, STRONG, ids, mask)
+        weak_logits = adapter_logits(unwrapped, WEAK, ids, mask)
+        n_trained = max(int(labels[:, 1:].ne(defaults.IGNORE_INDEX).sum()), 1)
+        denominator = num_items_in_batch if num_items_in_batch is not None else n_trained
+        loss = mixed_logit_cross_entropy(strong_logits, weak_logits, labels, lam=self.args.mix_lambda)
+        return loss * n_trained / denominator
+
+    def _clip_grad_norm(self, model: torch.nn.Module) -> Any:
+        # Per-branch norms are measured before clipping, on the steps that will be logged.
+        step = self.state.global_step + 1
+        sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled  # gradients are not whole tensors there
+        if not sharded and (step == 1 or step % max(int(self.args.logging_steps), 1) == 0):
+            unwrapped = self.accelerator.unwrap_model(model, keep_torch_compile=False)
+            norms = adapter_grad_norms(unwrapped) if self.lora_mode else unwrapped.branch_grad_norms()
+            self._branch_norms.update({f"grad_norm_{k}": v for k, v in norms.items()})
         return super()._clip_grad_norm(model)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the latest per-branch gradient norms to training logs."""
         if "loss" in logs and self._branch_norms:
             logs = {**logs, **self._branch_norms}
+            self._branch_norms.clear()
         super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        if self.lora_mode:
+            super()._save(output_dir, state_dict)
+            return
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        if state_dict is not None and not state_dict:
+            # ZeRO-3 hands over an empty dict when it cannot gather the weights.
+            raise ConfigError(
+                "DeepSpeed ZeRO-3 did not gather the weights for saving: set `zero3_save_16bit_model: true` "
+                "(stage3_gather_16bit_weights_on_model_save) in the DeepSpeed/accelerate config"
+            )
+        joint = self.joint
+        # Strong first: save_pretrained clears stale weight files of its own folder, never of `weak/`.
+        for name, branch, folder in (("strong", joint.strong, output_dir), ("weak", joint.weak, WEAK)):
+            if branch is None:
+                continue
+            folder = os.path.join(output_dir, folder)
+            sub_state = _branch_state(state_dict, name) if state_dict is not None else None
+            branch.save_pretrained(folder, state_dict=sub_state, safe_serialization=True)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(folder)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(
+        self, resume_from_checkpoint: str, model: torch.nn.Module | None = None
+    ) -> None:
+        if self.lora_mode or self.is_fsdp_enabled:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            return
+        joint = self.accelerator.unwrap_model(model if model is not None else self.model)
+        folder = Path(resume_from_checkpoint)
+        logger.info("loading joint checkpoint from %s", folder)
+        load_branch_weights(joint.strong, folder)
+        if joint.weak is not None:
+            load_branch_weights(joint.weak, folder / WEAK)
 
     def save_weak_model(self, output_dir: str) -> None:
         """Save the (co-trained) weak model; the strong one is the trained model saved by save_model."""
         if self.lora_mode:
             self.accelerator.unwrap_model(self.model).save_pretrained(output_dir, selected_adapters=[WEAK])
             return
+        if self.weak_model is None:
+            raise ConfigError("this trainer holds no weak model (weak_control='uniform')")
         self.weak_model.save_pretrained(output_dir)

@@ -23,6 +23,7 @@ from jinja2 import TemplateError
 from wmss.config import DataConfig
 from wmss.data.records import DataStats, load_records, reject_record
 from wmss.data.render import has_chat_template, render_example
+from wmss.defaults import IGNORE_INDEX
 from wmss.errors import DataError, ModelError
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 FEATURES = datasets.Features(
     {
         "idx": datasets.Value("int64"),

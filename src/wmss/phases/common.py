@@ -13,7 +13,7 @@ from typing import Any
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 from wmss.config import WMSSConfig
-from wmss.data import TrainingData, build_dataset
+from wmss.data import IGNORE_INDEX, TrainingData, build_dataset
 from wmss.data.cache import cached_dataset
 from wmss.errors import ConfigError
 from wmss.io import atomic_directory, atomic_write_json
@@ -98,4 +98,4 @@ def write_summary(layout: StageLayout, started: float, **fields: Any) -> dict[st
 
 def completion_tokens(dataset: Any) -> int:
     """Number of trained (completion) tokens in a tokenised dataset (causal shift applied)."""
-    return int(sum(sum(1 for label in labels[1:] if label != -100) for labels in dataset["labels"]))
+    return int(sum(sum(1 for label in labels[1:] if label != IGNORE_INDEX) for labels in dataset["labels"]))

@@ -15,6 +15,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from wmss import defaults
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, require
 from wmss.data import make_collator
@@ -35,7 +36,7 @@ def dataset_entropies(
     dataset: Dataset,
     collator: Any,
     batch_size: int = 8,
-    chunk_size: int = 1024,
+    chunk_size: int = defaults.CHUNK_SIZE,
     state: PartialState | None = None,
 ) -> dict[int, tuple[float, int]]:
     """Map each sample's idx to (mean completion entropy, scored tokens); work is split across processes."""

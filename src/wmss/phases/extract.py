@@ -22,12 +22,15 @@ logger = logging.getLogger(__name__)
 def branch_dir(joint_dir: str | Path, branch: str = "strong") -> Path:
     """Locate a branch in a joint stage directory, its `final/` folder, or a `checkpoint-N` folder."""
     root = Path(joint_dir)
-    for candidate in (root / "final" / branch, root / branch):
+    # WMSSTrainer's layout: the strong model at a folder's root, the weak one in its `weak/` subfolder.
+    sub = "" if branch == "strong" else "weak"
+    candidates = (root / "final" / sub, root / sub)
+    for candidate in candidates:
         if (candidate / "config.json").is_file():
             return candidate
     raise ModelError(
-        f"no '{branch}' model under {root}: expected {root / 'final' / branch} (a finished `wmss joint` run) "
-        f"or {root / branch} (a checkpoint-N directory)"
+        f"no '{branch}' model under {root}: expected {candidates[0]} (a finished `wmss joint` run) "
+        f"or {candidates[1]} (a checkpoint-N directory)"
     )
 
 

@@ -17,8 +17,6 @@ from wmss.config import WMSSConfig, require
 from wmss.data import TrainingData, make_collator
 from wmss.errors import ConfigError, DataError
 from wmss.io import ensure_directory
-from wmss.joint_model import JointModel
-from wmss.joint_trainer import JointTrainer
 from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
@@ -28,13 +26,15 @@ from wmss.phases.common import (
     write_summary,
 )
 from wmss.phases.curriculum import read_curriculum
+from wmss.trainer import WMSSConfig as WMSSTrainingConfig
+from wmss.trainer import WMSSTrainer
 from wmss.training import JsonlMetricsCallback, NonFiniteGuard, make_training_arguments, train_resumable
 
 logger = logging.getLogger(__name__)
 
 
 def final_dir(output_dir: str | Path) -> Path:
-    """Directory holding the trained `strong/` and `weak/` checkpoints of a joint stage."""
+    """Directory holding the trained strong model of a joint stage (the co-trained weak one in `weak/`)."""
     return Path(output_dir) / "final"
 
 
@@ -64,7 +64,7 @@ def run_joint(
     callbacks: Sequence[TrainerCallback] = (),
     data_cache: Path | None = None,
 ) -> Path:
-    """Train weak+strong jointly and write `<output_dir>/final/{strong,weak}`; resumes if interrupted."""
+    """Train weak+strong jointly and write `<output_dir>/final` (strong) and `final/weak`; resumes if interrupted."""
     started = time.time()
     if config.joint.neftune_noise_alpha is not None:
         raise ConfigError(
@@ -80,18 +80,22 @@ def run_joint(
     if w.weak_control != "uniform":  # the uniform control mixes in constant logits: no weak model at all
         weak = load_causal_lm(weak_path, config.model, for_training=w.weak_trainable)
         check_same_vocabulary(weak, strong, load_tokenizer(weak_path, config.model), tokenizer)
-    joint = JointModel(
-        strong,
-        weak,
-        lam=w.lam,
-        weak_trainable=w.weak_trainable,
-        chunk_size=w.loss_chunk_size,
+    args = make_training_arguments(
+        config,
+        "joint",
+        layout.checkpoints,
+        args_class=WMSSTrainingConfig,
+        dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
+        max_length=None,
+        mix_lambda=w.lam,
+        train_weak_model=w.weak_trainable,
+        loss_chunk_size=w.loss_chunk_size,
         weak_control=w.weak_control,
-        control_seed=config.joint.seed,
     )
-    trainer = JointTrainer(
-        joint,
-        args=make_training_arguments(config, "joint", layout.checkpoints),
+    trainer = WMSSTrainer(
+        model=strong,
+        weak_model=weak,
+        args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer),
@@ -152,5 +156,5 @@ def run_cli(args: argparse.Namespace) -> None:
     require(config, "data.train")
     path = run_joint(config, args.weak, args.strong, args.output, curriculum=args.curriculum)
     print(
-        f"joint models written to {path}/strong and {path}/weak; extract with `wmss extract --joint {args.output}`"
+        f"joint models written to {path} (strong) and {path}/weak; extract with `wmss extract --joint {args.output}`"
     )
