@@ -144,7 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the weak model fixed (default: co-train it, as the paper)",
     )
     parser.add_argument(
-        "--output", required=True, help="stage directory; models go to OUTPUT/final/{strong,weak}"
+        "--output",
+        required=True,
+        help="stage directory; the strong model goes to OUTPUT/final, the weak one to OUTPUT/final/weak",
     )
 
 
