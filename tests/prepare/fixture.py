@@ -18,7 +18,10 @@ import zstandard
 PYTEST_ADD = (
     "from solution import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n    assert add(-1, 1) == 0\n"
 )
-PYTEST_EVEN = "from solution import is_even\n\n\ndef test_is_even():\n    assert is_even(4)\n    assert not is_even(7)\n"
+PYTEST_EVEN = (
+    "from solution import is_even\n\n\n"
+    "def test_is_even():\n    assert is_even(4)\n    assert not is_even(7)\n"
+)
 # The first AIME 2025 question, as in `../shared/benchmarks/aime2025/test.json`.
 AIME_QUESTION = "Find the sum of all integer bases $b>9$ for which $17_{b}$ is a divisor of $97_{b}$."
 MINI_QUESTION = (

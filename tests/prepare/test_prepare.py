@@ -1,7 +1,8 @@
-"""`wmss prepare am-r1` end to end on the fixture: kept set, report counts, switches, resume, parallelism, errors."""
+"""`wmss prepare am-r1` on the fixture: kept set, report counts, switches, resume, parallelism, errors."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import shutil
@@ -216,6 +217,22 @@ def test_each_row_gets_the_verdict_it_was_written_for(inputs, tmp_path):
     assert {name: verdict for name, verdict in verdicts.items() if verdict} == FULL_VERDICTS
 
 
+def test_a_sample_the_chat_template_rejects_is_a_structure_drop(inputs, tmp_path, tokenizer):
+    processor = ShardProcessor(
+        full_options(inputs, tmp_path / "unused.jsonl"), None, lambda kept, dropped: None
+    )
+    processor.tokenizer = copy.deepcopy(tokenizer)
+    processor.tokenizer.chat_template = (
+        "{% if messages[-1]['content'].startswith('<think>2 + 3') %}"
+        "{{ raise_exception('rejected') }}{% endif %}" + tokenizer.chat_template
+    )
+    add, fraction = (
+        read_sample(JsonRow(0, name, name, row)) for name, row in SHARDS["am_0.5M.jsonl.zst"][:2]
+    )
+    assert processor.judge(add)[0] == "structure"
+    assert processor.judge(fraction)[0] is None
+
+
 def test_defaults_drop_code_by_category_and_check_no_length(inputs, tmp_path):
     output = tmp_path / "data.jsonl"
     result = prepare_am_r1(default_options(inputs, output))
@@ -427,7 +444,7 @@ def test_user_errors_are_one_line_messages(inputs, tmp_path, capsys, monkeypatch
     assert main(["prepare", "am-r1", "--input", str(missing), "--output", str(tmp_path / "o.jsonl")]) == 2
     assert capsys.readouterr().err == (
         f"wmss prepare: error: input not found: {missing} (give a shard file, a directory of shards, "
-        "or hub:<dataset id> when online)\n"
+        "or hub:<dataset id> online)\n"
     )
     with pytest.raises(WMSSError, match="--allow-code-execution"):
         prepare_am_r1(default_options(inputs, tmp_path / "o.jsonl", code="verify"))

@@ -1,4 +1,4 @@
-"""`wmss prepare`: the paper's training data from AM-DeepSeek-R1-Distilled-1.4M, verified, streamed, resumable.
+"""`wmss prepare`: the paper's training data from AM-DeepSeek-R1-Distilled-1.4M, verified and resumable.
 
 `shards` finds and streams the input, `schema` reads a row into a sample, `filters` / `verify` /
 `code_tests` / `decontam` / `dedup` decide what is kept, `process` filters one shard, `pipeline` runs the

@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="benchmark file, or directory of <name>/test.json files, to remove overlapping prompts (repeatable)",
+        help="benchmark file, or directory of <name>/test.json files, to decontaminate against (repeatable)",
     )
     parser.add_argument(
         "--ngram", type=int, default=DEFAULT_NGRAM, help="words per n-gram for decontamination"
@@ -114,6 +114,6 @@ def run_cli(args: argparse.Namespace) -> None:
     )
     result = prepare_am_r1(options)
     print(
-        f"kept {result.kept} of {result.read} rows -> {result.output} "
-        f"({result.shards_processed} shard(s) filtered, {result.shards_reused} reused); report: {result.report}"
+        f"kept {result.kept} of {result.read} rows -> {result.output} ({result.shards_processed} shard(s) "
+        f"filtered, {result.shards_reused} reused); report: {result.report}"
     )

@@ -5,7 +5,7 @@ those of the sources its code comes from; any other form makes the sample's test
 guessed):
 
 * pytest-style test code (KodCode): a string with `assert`s or `def test_...` functions, or an object with
-  `test_code` / `test`. The solution is importable as module `solution` (KodCode tests `from solution import`),
+  `test_code` / `test`. The solution is importable as module `solution` (KodCode's tests import from it),
   then every `test_*` function defined by the test code is called.
 * input/output pairs (APPS, TACO, codeio): ``{"inputs": [...], "outputs": [...]}``; with ``"fn_name"`` each
   input is the argument list of that function (or of that method of class `Solution`), else it is fed to the

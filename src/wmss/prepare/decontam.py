@@ -29,7 +29,7 @@ def words(text: str) -> list[str]:
 
 @dataclass
 class BenchmarkIndex:
-    """The n-grams of every benchmark question, each mapped to the first benchmark (in given order) with it."""
+    """The n-grams of every benchmark question, each mapped to the first benchmark (given order) having it."""
 
     ngram: int
     benchmarks: list[str] = field(default_factory=list)
@@ -59,7 +59,7 @@ class BenchmarkIndex:
 
 
 def _benchmark_name(path: Path) -> str:
-    # `<dir>/gsm8k/test.json` names the benchmark by its folder, `<dir>/gsm8k.jsonl` by its stem, as `wmss eval`.
+    # As in `wmss eval`: `<dir>/gsm8k/test.json` is named by its folder, `<dir>/gsm8k.jsonl` by its stem.
     stem = path.name.split(".")[0]
     return path.parent.name if stem == "test" else stem
 

@@ -1,4 +1,4 @@
-"""The filters, in the order they run, and the cheap per-sample ones: category policy, response format, length.
+"""The filters, in the order they run, and the cheap per-sample ones: category policy, format, length.
 
 A dropped sample is counted under the first filter that drops it, in `FILTERS` order: cheap checks run
 first, the expensive ones (math-verify, running code) only on what is left, and de-duplication last, over
@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 FILTERS: dict[str, str] = {
-    "structure": "not a usable chat sample (no user or assistant turn, or an empty one)",
+    "structure": "not a usable chat sample (a missing or empty turn, or one the chat template rejects)",
     "category": "the category's policy is drop (code unless verified or kept, other)",
     "format": "the response does not have the <think>...</think> <answer>...</answer> format",
     "benchmark_overlap": "the prompt shares an n-gram with an evaluation benchmark question",

@@ -56,7 +56,7 @@ class PrepareResult:
 
 
 class _Bar:
-    """The progress bar: rows read, with kept and dropped counts (kept before de-duplication until the merge)."""
+    """The progress bar: rows read, kept and dropped (kept counts duplicates until the merge drops them)."""
 
     def __init__(self) -> None:
         self.kept = self.dropped = 0
@@ -157,7 +157,7 @@ def _run_shards(
         for shard in todo:
             yield shard, processor.process(shard, work, settings)
         return
-    # spawn, not fork: the parent may hold threads (tqdm's monitor, tokenizers) that a fork would copy mid-lock.
+    # spawn, not fork: the parent may hold threads (tqdm's monitor, tokenizers) a fork would copy mid-lock.
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     with context.Pool(workers, _init_worker, (options, index, queue)) as pool:
@@ -214,7 +214,7 @@ def _merge(
 
 
 def prepare_am_r1(options: PrepareOptions) -> PrepareResult:
-    """Filter AM-DeepSeek-R1-Distilled into wmss chat-format training JSONL plus `prepare_report.json`/`.md`."""
+    """Filter AM-DeepSeek-R1-Distilled into wmss chat training JSONL plus `prepare_report.json`/`.md`."""
     options.validate()
     if options.code == "verify":
         require_code_execution_opt_in(options.allow_code_execution)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
 from wmss.io import atomic_write_json
 from wmss.prepare.decontam import BenchmarkIndex
 from wmss.prepare.dedup import prompt_keys
@@ -61,9 +63,13 @@ class ShardProcessor:
         if self.tokenizer is None:
             length = len(sample.prompt_text) + len(sample.response)
         else:
-            length = token_length(
-                sample.prompt_messages, sample.response, self.tokenizer, options.system_prompt
-            )
+            try:
+                length = token_length(
+                    sample.prompt_messages, sample.response, self.tokenizer, options.system_prompt
+                )
+            except TemplateError:
+                # Training would reject the record the same way (`wmss.data.encode`): not a usable sample.
+                return "structure", None, 0
             if length > (options.length_limit or 0):
                 return "too_long", None, length
         if policy == "verify":

@@ -6,7 +6,7 @@ Per the dataset card (a-m-team/AM-DeepSeek-R1-Distilled-1.4M, "Unified Format") 
         {"role": "user", "content": "...",
          "info": {"source": "<dataset the problem comes from>", "reference_answer": "...", "test_case": ...}},
         {"role": "assistant", "content": "<think> reasoning </think> <answer> solution </answer>",
-         "info": {"source": "<response source, e.g. am-0309>", "think_content": "...", "answer_content": "..."}}
+         "info": {"source": "<response source>", "think_content": "...", "answer_content": "..."}}
     ]}
 
 `reference_answer` is the ground truth of math, science and other answer-checked problems, `test_case` holds

@@ -82,7 +82,7 @@ def discover_shards(source: str, hub_configs: tuple[str, ...] = HUB_CONFIGS) -> 
             for file in files
         ]
     raise DataError(
-        f"input not found: {source} (give a shard file, a directory of shards, or hub:<dataset id> when online)"
+        f"input not found: {source} (give a shard file, a directory of shards, or hub:<dataset id> online)"
     )
 
 

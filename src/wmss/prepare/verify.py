@@ -39,7 +39,7 @@ def gold_parses(gold: str, grader: str) -> bool:
 
 
 def answer_correct(response: str, gold: str, grader: str) -> bool:
-    """Whether the response's final answer equals the reference: wmss's grader, or the authors' LaTeX-only one."""
+    """Whether the response's final answer equals the reference, by wmss's or the authors' grader."""
     if grader == "authors":
         return grade_answer_authors(response, gold)
     return grade(response, gold, "latex").correct
