@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeBackend
 from wmss.cli import main
 from wmss.errors import WMSSError
-from wmss.eval.backends import FakeBackend
 from wmss.eval.runner import evaluate, grade_responses
 from wmss.prompts import REASONING_SYSTEM_PROMPT
 

@@ -1,4 +1,4 @@
-"""Text generation backends for evaluation: Hugging Face `generate`, vLLM, and a scripted fake for tests.
+"""Text generation backends for evaluation: Hugging Face `generate` and vLLM.
 
 Paper settings: greedy decoding (temperature 0, one sample) for accuracy, or temperature 0.5 / top-p 0.95
 with n samples for mean@n / pass@n. Both real backends stop on EOS and on the chat templates' end-of-turn
@@ -7,7 +7,6 @@ special tokens, and report `finished=False` when a generation hit max_new_tokens
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -101,7 +100,8 @@ class HFBackend:
         seed: int = 0,
     ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from wmss.models import load_causal_lm, load_tokenizer
 
         _check_sampling(temperature, top_p, max_new_tokens)
         if batch_size < 1:
@@ -109,12 +109,8 @@ class HFBackend:
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if isinstance(model, str):
-            torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-            try:
-                tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model)
-                model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype)
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"cannot load model {model}: {exc}") from exc
+            tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model)
+            model = load_causal_lm(model, dtype=dtype)
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         elif tokenizer is None:
             raise ConfigError("HFBackend needs the tokenizer when given an already-loaded model")
@@ -265,33 +261,4 @@ class VLLMBackend:
                 for c in out.outputs
             ]
             for out in outputs
-        ]
-
-
-class FakeBackend:
-    """Scripted responses for tests: a function of the prompt, a prompt -> text dict, or a list used in order."""
-
-    def __init__(self, responses: Callable[[str], str] | dict[str, str] | list[str]) -> None:
-        self.responses = responses
-        self.prompts: list[str] = []
-        self._next = 0
-
-    def _respond(self, prompt: str) -> str:
-        if callable(self.responses):
-            return self.responses(prompt)
-        if isinstance(self.responses, dict):
-            return self.responses[prompt]
-        text = self.responses[self._next]
-        self._next += 1
-        return text
-
-    def generate(self, prompts: list[str], n: int = 1) -> list[list[Generation]]:
-        """Return the scripted text n times per prompt, all marked finished."""
-        self.prompts.extend(prompts)
-        return [
-            [
-                Generation(text, finished=True, n_tokens=len(text.split()))
-                for text in (self._respond(p) for _ in range(n))
-            ]
-            for p in prompts
         ]
