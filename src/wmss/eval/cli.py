@@ -16,7 +16,7 @@ from wmss.eval.datasets import BENCHMARKS, load_benchmark
 from wmss.eval.records import BenchmarkRecord
 from wmss.eval.results import EvalResult, merge_results, results_markdown, write_results
 from wmss.eval.runner import evaluate, grade_responses
-from wmss.eval.sandbox import require_code_execution_opt_in
+from wmss.eval.sandbox import require_code_execution_opt_in, require_isolation
 from wmss.prompts import resolve_system_prompt
 
 DEFAULT_MAX_NEW_TOKENS = 4096
@@ -58,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--allow-code-execution", action="store_true", help="run model-written code for humaneval/mbpp"
+    )
+    parser.add_argument(
+        "--require-isolation",
+        action="store_true",
+        help="refuse to run unless model-written code would be fully confined by the kernel",
     )
     parser.add_argument(
         "--authors-compat", action="store_true", help="score math with the authors' LaTeX-only grader"
@@ -187,6 +192,8 @@ def _evaluate_models(args: argparse.Namespace) -> EvalResult:
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss eval` and print the results table and the files written."""
     _check_args(args)
+    if args.require_isolation:
+        require_isolation()
     if args.responses:
         result = grade_responses(
             args.responses,

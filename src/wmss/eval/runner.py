@@ -22,7 +22,7 @@ from wmss.eval.grading import grade, grade_answer_authors
 from wmss.eval.prompting import build_prompt, format_question
 from wmss.eval.records import KINDS, BenchmarkRecord
 from wmss.eval.results import EvalResult, SampleResult, summarize
-from wmss.eval.sandbox import check_program, require_code_execution_opt_in
+from wmss.eval.sandbox import check_program, require_code_execution_opt_in, sandbox_status
 from wmss.io import JsonRow, iter_json_rows
 from wmss.prompts import REASONING_SYSTEM_PROMPT
 
@@ -64,9 +64,12 @@ def _load(
     return loaded
 
 
-def _require_opt_in_if_code(records: list[BenchmarkRecord], allow_code_execution: bool) -> None:
-    if any(record.kind == "code" for record in records):
-        require_code_execution_opt_in(allow_code_execution)
+def _code_sandbox(records: list[BenchmarkRecord], allow_code_execution: bool) -> dict[str, Any] | None:
+    """Where records run code: require the opt-in, then say what confines that code (for the results)."""
+    if not any(record.kind == "code" for record in records):
+        return None
+    require_code_execution_opt_in(allow_code_execution)
+    return sandbox_status().as_dict()
 
 
 def _grade_generations(
@@ -131,7 +134,7 @@ def evaluate(
 ) -> EvalResult:
     """Generate and grade one model on benchmarks (names or loaded records); tokenizer=None means plain prompts."""
     loaded = _load(benchmarks, data_dir, limit)
-    _require_opt_in_if_code(
+    sandbox = _code_sandbox(
         [record for records in loaded.values() for record in records], allow_code_execution
     )
     samples: list[SampleResult] = []
@@ -152,6 +155,8 @@ def evaluate(
         "authors_compat": authors_compat,
         "prompt_format": prompt_format,
     }
+    if sandbox:
+        settings["sandbox"] = sandbox
     result = EvalResult(samples, summarize(samples, loaded, prompt_format), settings)
     _log_summaries(result)
     return result
@@ -224,7 +229,7 @@ def grade_responses(
         raise DataError(f"{path}: no responses")
     lookup = _RecordLookup(data_dir)
     matched = [(row, lookup.find(located, row)) for located, row in rows]
-    _require_opt_in_if_code([record for _, record in matched], allow_code_execution)
+    sandbox = _code_sandbox([record for _, record in matched], allow_code_execution)
     default_model = model_name or path.stem
     seen: dict[tuple[str, str, str], int] = defaultdict(int)
     samples: list[SampleResult] = []
@@ -257,6 +262,8 @@ def grade_responses(
         "data_dir": None if data_dir is None else str(data_dir),
         "authors_compat": authors_compat,
     }
+    if sandbox:
+        settings["sandbox"] = sandbox
     result = EvalResult(samples, summarize(samples, by_benchmark, RESPONSES_FORMAT), settings)
     _log_summaries(result)
     return result
