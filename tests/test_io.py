@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
 
+import wmss.io as io_module
 from wmss.errors import DataError
-from wmss.io import JsonRow, iter_json_rows
+from wmss.io import JsonRow, atomic_directory, atomic_write_text, iter_json_rows
 
 
 def test_array_rows_are_located_by_item(tmp_path: Path) -> None:
@@ -84,3 +87,17 @@ def test_whole_file_problems_raise_naming_the_file(tmp_path: Path) -> None:
     truncated.write_bytes(gzip.compress(b'{"a": 1}\n' * 100)[:-12])
     with pytest.raises(DataError, match=re.escape("cannot read cut.jsonl.gz: ")):
         list(iter_json_rows(truncated, "cut.jsonl.gz"))
+
+
+def test_atomic_outputs_get_the_umask_permissions_not_the_private_temp_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        io_module._umask.cache_clear()
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_directory(tmp_path / "d") as scratch:
+            (scratch / "f").write_text("y")
+        assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+        assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+    finally:
+        os.umask(old)
+        io_module._umask.cache_clear()

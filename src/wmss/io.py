@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import os
@@ -58,12 +59,27 @@ def ensure_output_file(path: str | Path) -> Path:
     return path
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def published_mode(directory: bool = False) -> int:
+    """The permissions a plainly created file (or directory) gets under the process umask."""
+    # mkstemp/mkdtemp create 0600/0700 for privacy while writing; the renamed result must look like any
+    # other output, or other users of a shared run directory (and the docker/NFS copy step) cannot read it.
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write text to `path` via a temporary file in the same directory and an atomic rename."""
     path = Path(path)
     ensure_directory(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, published_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -130,6 +146,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        tmp.chmod(published_mode(directory=True))
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from wmss.io import published_mode
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -48,6 +50,7 @@ def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, published_mode())
     os.close(fd)
     try:
         figure.savefig(tmp, format="png")
