@@ -146,7 +146,7 @@ def _require_main_thread() -> None:
         raise RuntimeError("math-verify grading must run in the main thread (it uses signal-based timeouts)")
 
 
-def _as_latex(text: str) -> str:
+def as_latex(text: str) -> str:
     """Wrap an extracted answer the way math-verify expects to find LaTeX: inside `$...$`."""
     if "\\boxed" in text:
         return text
@@ -161,8 +161,8 @@ def _math_verify_equal(gold: str, answer: str) -> bool:
     from math_verify.errors import TimeoutException
 
     try:
-        gold_parsed = parse(_as_latex(gold))
-        answer_parsed = parse(_as_latex(answer))
+        gold_parsed = parse(as_latex(gold))
+        answer_parsed = parse(as_latex(answer))
         return bool(gold_parsed) and bool(answer_parsed) and bool(verify(gold_parsed, answer_parsed))
     # TimeoutException derives from BaseException, so `except Exception` alone would let it escape.
     except (Exception, TimeoutException):

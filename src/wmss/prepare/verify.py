@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from wmss.eval.code import extract_code
-from wmss.eval.grading import _as_latex, grade, grade_answer_authors, parse_number
+from wmss.eval.grading import as_latex, grade, grade_answer_authors, parse_number
 from wmss.eval.sandbox import check_program
 from wmss.prepare.code_tests import build_test_program
 
@@ -32,7 +32,7 @@ def gold_parses(gold: str, grader: str) -> bool:
             return _has_expression(parse(gold, extraction_mode="first_match")) or _has_expression(
                 parse(f"${gold}$", extraction_mode="first_match")
             )
-        return parse_number(gold) is not None or _has_expression(parse(_as_latex(gold)))
+        return parse_number(gold) is not None or _has_expression(parse(as_latex(gold)))
     # TimeoutException derives from BaseException, so `except Exception` alone would let it escape.
     except (Exception, TimeoutException):
         return False
