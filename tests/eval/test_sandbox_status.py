@@ -133,3 +133,15 @@ def test_results_of_code_benchmarks_record_the_sandbox(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["sandbox"] == sandbox_status().as_dict()
     assert summary["summaries"][0]["accuracy"] == 1.0
+
+
+def test_without_kernel_mechanisms_programs_still_run_limited_and_timed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bare = sandbox._describe(NOTHING_REPORT)
+    monkeypatch.setattr(sandbox, "sandbox_status", lambda: bare)
+    assert sandbox.check_program("assert sum([1, 2]) == 3\n", timeout_s=5)
+    assert not sandbox.check_program("assert sum([1, 2]) == 4\n", timeout_s=5)
+    looping = sandbox.run_program("while True:\n    pass\n", timeout_s=1)
+    assert looping.timed_out and looping.duration_s < 5
+    assert "MemoryError" in sandbox.run_program("bytearray(2**33)\n", timeout_s=5, memory_mb=256).stderr
