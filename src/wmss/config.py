@@ -24,6 +24,8 @@ DATA_FORMATS = ("auto", "chat", "prompt_completion")
 OVERLONG_POLICIES = ("truncate", "drop")
 WEIGHTINGS = ("paper", "brownboost")
 WEAK_CONTROLS = ("none", "uniform", "shuffled")
+LOSS_TOKENS = ("completion", "all")
+LOW_PRECISION_DTYPES = ("bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -37,6 +39,9 @@ class ModelConfig:
     dtype: str = "auto"
     trust_remote_code: bool = False
     attn_implementation: str | None = None
+    # Trained weights are float32 masters (bf16 only under autocast, `sft.bf16`/`joint.bf16`). true: train them in
+    # `dtype` as loaded, only right when the engine keeps float32 master weights itself (DeepSpeed ZeRO with bf16).
+    low_precision_training: bool = False
 
 
 @dataclass
@@ -76,6 +81,9 @@ class TrainConfig:
     save_total_limit: int | None = 2
     report_to: list[str] = field(default_factory=list)  # e.g. [tensorboard]; metrics.jsonl is always written
     seed: int = 42
+    # Trained tokens: completion (prompt labels -100) or all (the whole rendered conversation; the WMSS authors'
+    # joint stage does this: TRL's default for `messages` data, while their SFT is completion-only).
+    loss_tokens: str = "completion"
     max_nonfinite_steps: int = 0  # optimizer steps with a NaN/inf gradient skipped before training stops
     extra: dict[str, Any] = field(default_factory=dict)  # any other TrainingArguments field
 
@@ -347,6 +355,7 @@ def validate(config: WMSSConfig) -> None:
         ):
             if getattr(train, name) < 1:
                 raise ConfigError(f"'{section}.{name}' must be >= 1, got {getattr(train, name)}")
+        _choice(f"{section}.loss_tokens", train.loss_tokens, LOSS_TOKENS)
         if train.max_nonfinite_steps < 0:
             raise ConfigError(
                 f"'{section}.max_nonfinite_steps' must be >= 0, got {train.max_nonfinite_steps}"

@@ -17,12 +17,12 @@ from accelerate import PartialState
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import TrainOutput
 
-from wmss.config import TrainConfig, WMSSConfig
+from wmss.config import LOW_PRECISION_DTYPES, TrainConfig, WMSSConfig
 from wmss.errors import ConfigError, WMSSError
 
 logger = logging.getLogger(__name__)
 
-_OWN_FIELDS = ("extra", "max_nonfinite_steps")
+_OWN_FIELDS = ("extra", "max_nonfinite_steps", "loss_tokens")
 DISTRIBUTED_TIMEOUT = timedelta(hours=3)
 _TRAINING_ARGUMENT_NAMES = {f.name for f in dataclasses.fields(TrainingArguments)}
 
@@ -63,10 +63,25 @@ def process_state() -> PartialState:
     return PartialState(cpu=not has_accelerator(), timeout=DISTRIBUTED_TIMEOUT)
 
 
+def check_master_weights(config: WMSSConfig, section: str) -> None:
+    """Refuse to train bf16/fp16 weights with a plain optimizer unless `model.low_precision_training` opts in."""
+    dtype = config.model.dtype
+    if dtype not in LOW_PRECISION_DTYPES or config.model.low_precision_training:
+        return
+    raise ConfigError(
+        f"'model.dtype' is {dtype}, so the '{section}' stage would update {dtype} weights in place: at lr "
+        f"{getattr(config, section).learning_rate:g} most updates round away and training silently does little. "
+        f"Set 'model.dtype: auto' (or float32) and '{section}.bf16: true' to train float32 master weights under "
+        "bf16 autocast, or set 'model.low_precision_training: true' if your engine keeps float32 master "
+        "weights itself (DeepSpeed ZeRO with bf16)"
+    )
+
+
 def make_training_arguments(
     config: WMSSConfig, section: str, output_dir: Path, args_class: type = TrainingArguments, **overrides: Any
 ) -> TrainingArguments:
     """Build `TrainingArguments` (or a subclass such as TRL's `SFTConfig`) from one config section."""
+    check_master_weights(config, section)
     train: TrainConfig = getattr(config, section)
     try:
         return args_class(**{**training_kwargs(train, output_dir), **overrides})
