@@ -164,6 +164,17 @@ def build_dataset(cfg: DataConfig, tokenizer: Any) -> TrainingData:
     return TrainingData(dataset, stats, fingerprint)
 
 
+def with_loss_tokens(dataset: datasets.Dataset, loss_tokens: str) -> datasets.Dataset:
+    """The dataset as a stage trains it: labels as encoded ("completion") or every token labelled ("all")."""
+    if loss_tokens == "completion":
+        return dataset
+    if loss_tokens != "all":
+        raise ValueError(f"loss_tokens must be completion or all, got {loss_tokens!r}")
+    return dataset.map(
+        lambda example: {"labels": example["input_ids"]}, features=FEATURES, desc="labels: all"
+    )
+
+
 def make_collator(tokenizer: Any) -> DataCollatorForLanguageModeling:
     """TRL's collator: right padding with pad (else eos) token, labels padded with -100, attention_mask."""
     # Imported here: trl pulls in the whole training stack, which loading data does not need.
