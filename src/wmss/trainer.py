@@ -22,7 +22,7 @@ import torch
 from datasets import Dataset
 from peft import LoraConfig
 from torch.utils.data import DataLoader
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer
 from trl import SFTConfig, SFTTrainer
 
 from wmss import defaults
@@ -247,19 +247,19 @@ class WMSSTrainer(SFTTrainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         """Mixed-logit cross-entropy on completion tokens (labels -100 elsewhere)."""
-        labels = inputs["labels"]
         if "completion_mask" in inputs:
-            labels = labels.masked_fill(inputs["completion_mask"] == 0, defaults.IGNORE_INDEX)
-        if self.lora_mode:
-            loss = self._lora_loss(model, inputs, labels, num_items_in_batch)
-            return (loss, {"loss": loss}) if return_outputs else loss
-        outputs = model(
-            input_ids=inputs["input_ids"],
-            attention_mask=inputs.get("attention_mask"),
-            labels=labels,
-            num_items_in_batch=num_items_in_batch,
-        )
-        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+            labels = inputs["labels"].masked_fill(inputs["completion_mask"] == 0, defaults.IGNORE_INDEX)
+            inputs = {key: value for key, value in inputs.items() if key != "completion_mask"} | {
+                "labels": labels
+            }
+        if not self.lora_mode:
+            # The joint module returns the loss itself; Trainer's compute_loss adds the cross-device token
+            # scaling. SFTTrainer's own metrics read full logits, which the joint module never materialises.
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        loss = self._lora_loss(model, inputs, inputs["labels"], num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # num_items_in_batch counts every process's tokens
+        return (loss, {"loss": loss}) if return_outputs else loss
 
     def _lora_loss(
         self, model: torch.nn.Module, inputs: dict[str, Any], labels: torch.Tensor, num_items_in_batch: Any
