@@ -43,8 +43,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks examples
 	$(BIN)/ruff format src tests benchmarks examples
 
+# make bench BENCH_ARGS="--device cuda" on a GPU; BENCH_ARGS=--quick for a smoke run (goals hold for the defaults)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_joint_loss.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
