@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from wmss.demo.embedded import read_recipe
 from wmss.demo.presets import PRESETS, DemoPreset
 from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import SPECIAL_TOKENS, build_demo_tokenizer
@@ -174,9 +175,10 @@ def test_pretrain_base_model_is_loadable_and_deterministic(tmp_path, tokenizer):
         pretrain_batch_size=4,
     )
     corpus = pretraining_corpus(seed=0, n=8)
-    first = pretrain_base_model(tokenizer, corpus, tmp_path / "a", micro, seed=1)
-    second = pretrain_base_model(tokenizer, corpus, tmp_path / "b", micro, seed=1)
-    assert first == tmp_path / "a" and not (tmp_path / "a.tmp").exists()
+    first = pretrain_base_model(tokenizer, corpus, tmp_path / "a", micro, seed=1, recipe={"r": 1})
+    second = pretrain_base_model(tokenizer, corpus, tmp_path / "b", micro, seed=1, recipe={"r": 1})
+    assert first == tmp_path / "a" and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert read_recipe(first) == {"r": 1}
     model_a = AutoModelForCausalLM.from_pretrained(first)
     model_b = AutoModelForCausalLM.from_pretrained(second)
     assert model_a.config.tie_word_embeddings and model_a.config.vocab_size == len(tokenizer)

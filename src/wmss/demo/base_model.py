@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -18,8 +19,10 @@ from transformers import (
     set_seed,
 )
 
+from wmss.demo.embedded import RECIPE_FILE
 from wmss.demo.presets import DemoPreset
 from wmss.demo.tokenizer import IM_END
+from wmss.io import atomic_directory, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +61,15 @@ def _packed_blocks(
 
 
 def pretrain_base_model(
-    tokenizer: PreTrainedTokenizerBase, corpus: list[str], output_dir: Path, preset: DemoPreset, seed: int
+    tokenizer: PreTrainedTokenizerBase,
+    corpus: list[str],
+    output_dir: Path,
+    preset: DemoPreset,
+    seed: int,
+    recipe: dict[str, Any],
 ) -> Path:
-    """Pretrain M0 on `corpus` (causal LM) and save model, tokenizer and generation config to `output_dir`."""
+    """Pretrain M0 on `corpus` (causal LM); save model, tokenizer, generation config and recipe to `output_dir`."""
+    began = time.time()
     output_dir = Path(output_dir)
     set_seed(seed)
     model = Qwen3ForCausalLM(make_base_config(tokenizer, preset))
@@ -97,11 +106,13 @@ def pretrain_base_model(
         result.training_loss,
         result.metrics["train_runtime"],
     )
-    tmp = output_dir.with_suffix(".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    tmp.rename(output_dir)
+    record = {
+        "train_loss": round(result.training_loss, 4),
+        "optimizer_steps": result.global_step,
+        "seconds": round(time.time() - began, 1),
+    }
+    with atomic_directory(output_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / RECIPE_FILE, {"recipe": recipe, "pretraining": record})
     return output_dir

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ from wmss.compare.report import render_table, write_report
 from wmss.compare.runner import run_compare
 from wmss.config import WMSSConfig, load_config
 from wmss.demo.base_model import pretrain_base_model
+from wmss.demo.embedded import RECIPE_FILE, embedded_m0, m0_recipe, read_recipe
 from wmss.demo.presets import PRESETS, DemoPreset
 from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import build_demo_tokenizer
-from wmss.io import atomic_write_json, read_json
+from wmss.io import atomic_directory, atomic_write_json, read_json
 from wmss.phases.common import StageLayout
 from wmss.training import read_metrics
 
@@ -73,8 +74,10 @@ def demo_config(preset: DemoPreset, output: Path, seeds: list[int]) -> WMSSConfi
     return load_config(None, values={**demo_settings(preset, seeds), **paths})
 
 
-def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int) -> dict[str, Any]:
-    """Write the tokenizer, the task's splits and the pretrained M0 under `output` (each only once)."""
+def prepare_task_and_base_model(
+    preset: DemoPreset, output: Path, data_seed: int, pretrain: bool = False
+) -> dict[str, Any]:
+    """Write the tokenizer, the task's splits and M0 (shipped, or pretrained) under `output`, each only once."""
     info_path = output / M0_INFO
     tokenizer = build_demo_tokenizer(output / "tokenizer")
     task = make_task(
@@ -89,9 +92,6 @@ def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int
     )
     write_jsonl(task.train, output / "data" / "train.jsonl")
     write_jsonl(task.test, output / "data" / "test.jsonl")
-    if (output / "m0" / "config.json").is_file() and info_path.is_file():
-        return read_json(info_path)
-    began = time.time()
     corpus = pretraining_corpus(
         data_seed,
         preset.corpus_size,
@@ -103,8 +103,24 @@ def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int
         render=lambda question, answer: chat_text(tokenizer, question, answer),
         exclude=task.test_keys,
     )
-    pretrain_base_model(tokenizer, corpus, output / "m0", preset, data_seed)
-    info = {"data_seed": data_seed, "corpus_documents": len(corpus), "seconds": round(time.time() - began, 2)}
+    recipe = m0_recipe(preset, data_seed, corpus)
+    m0 = output / "m0"
+    if (m0 / "config.json").is_file() and info_path.is_file() and read_recipe(m0) == recipe:
+        return read_json(info_path)
+    shipped = None if pretrain else embedded_m0(recipe)
+    if shipped is not None:
+        with atomic_directory(m0) as tmp:
+            shutil.copytree(shipped, tmp, dirs_exist_ok=True)
+    else:
+        if not pretrain:
+            logger.info("no shipped M0 for this preset and data seed: pretraining it (minutes)")
+        pretrain_base_model(tokenizer, corpus, m0, preset, data_seed, recipe)
+    info = {
+        "source": "pretrained" if shipped is None else "shipped with wmss",
+        "data_seed": data_seed,
+        "corpus_documents": len(corpus),
+        **read_json(m0 / RECIPE_FILE)["pretraining"],
+    }
     atomic_write_json(info_path, info)
     return info
 
@@ -123,11 +139,13 @@ def _final_sft_loss(output: Path, seed: int) -> float | None:
     return losses[-1] if losses else None
 
 
-def run_demo(preset_name: str, output: Path, seeds: list[int], data_seed: int = 0) -> dict[str, Any]:
+def run_demo(
+    preset_name: str, output: Path, seeds: list[int], data_seed: int = 0, pretrain_m0: bool = False
+) -> dict[str, Any]:
     """Run the demo and write report.json / report.md / plots under `output`."""
     preset = PRESETS[preset_name]
     output.mkdir(parents=True, exist_ok=True)
-    m0_info = prepare_task_and_base_model(preset, output, data_seed)
+    m0_info = prepare_task_and_base_model(preset, output, data_seed, pretrain_m0)
     report = run_compare(demo_config(preset, output, seeds), output)
     curriculum = report["curriculum"]
     report |= {
@@ -159,13 +177,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="first training seed")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the task and of M0's pretraining")
+    parser.add_argument(
+        "--pretrain-m0",
+        action="store_true",
+        help="pretrain M0 from its recipe instead of using the copy shipped with wmss (default preset: "
+        "~10 min on 2 CPU cores); the shipped copy was made this way",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss demo`."""
     output = Path(args.output)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    report = run_demo(args.preset, output, seeds, args.data_seed)
+    report = run_demo(args.preset, output, seeds, args.data_seed, args.pretrain_m0)
     regime = report["demo"]["regime"]
     print(render_table(report))
     print(
