@@ -17,6 +17,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 
+from wmss import defaults
 from wmss.mixed_loss import (
     chunked_mixed_cross_entropy,
     fused_mixed_cross_entropy,
@@ -64,9 +65,9 @@ class JointModel(nn.Module):
         self,
         strong: PreTrainedModel,
         weak: PreTrainedModel | None,
-        lam: float = 0.5,
+        lam: float = defaults.LAMBDA,
         weak_trainable: bool = True,
-        chunk_size: int = 1024,
+        chunk_size: int = defaults.CHUNK_SIZE,
         weak_control: str = "none",
         control_seed: int = 0,
     ) -> None:
@@ -136,7 +137,7 @@ class JointModel(nn.Module):
         """Mixed-logit cross-entropy summed over trained positions, divided by `num_items_in_batch` if given."""
         if labels is None:
             raise ValueError("JointModel.forward needs labels (-100 on prompt tokens)")
-        n_trained = int(labels[:, 1:].ne(-100).sum())
+        n_trained = int(labels[:, 1:].ne(defaults.IGNORE_INDEX).sum())
         denominator = num_items_in_batch if num_items_in_batch is not None else max(n_trained, 1)
         if not self._chunked:
             # Models with logit soft-capping/scaling: fall back to the reference form on full logits.

@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from wmss import defaults
 from wmss.entropy import compute_dtype, scored_mask
 from wmss.errors import ModelError
 
 
-def mixed_logits(strong_logits: Tensor, weak_logits: Tensor, lam: float = 0.5) -> Tensor:
+def mixed_logits(strong_logits: Tensor, weak_logits: Tensor, lam: float = defaults.LAMBDA) -> Tensor:
     """Return λ·z_strong + (1-λ)·z_weak (Eq. 11) in at least float32."""
     if not (0.0 <= lam <= 1.0):
         raise ValueError(f"lam must be in [0, 1], got {lam}")
@@ -48,8 +49,8 @@ def mixed_logit_cross_entropy(
     strong_logits: Tensor,
     weak_logits: Tensor,
     labels: Tensor,
-    lam: float = 0.5,
-    ignore_index: int = -100,
+    lam: float = defaults.LAMBDA,
+    ignore_index: int = defaults.IGNORE_INDEX,
 ) -> Tensor:
     """Mean next-token cross-entropy of softmax(z_mix) over trained positions (Eq. 12); 0 if there are none."""
     if strong_logits.dim() != 3 or strong_logits.shape[:2] != labels.shape:
@@ -67,7 +68,7 @@ def mixed_logit_cross_entropy(
 
 
 def gather_trained_positions(
-    hidden: Tensor, labels: Tensor, ignore_index: int = -100
+    hidden: Tensor, labels: Tensor, ignore_index: int = defaults.IGNORE_INDEX
 ) -> tuple[Tensor, Tensor]:
     """Causal shift + mask: hidden states [N, H] of positions that predict a trained label, and those labels [N]."""
     if hidden.dim() != 3 or hidden.shape[:2] != labels.shape:
@@ -157,6 +158,7 @@ class _FusedMixedCE(torch.autograd.Function):
                     grad_h[i][c] = _mm(g, w_mm[i], acc).mul_(scale)
                 if grad_w[i] is not None:
                     grad_w[i] = _addmm_(grad_w[i], g.t(), h_mm[i], scale)
+            del z, g  # freed before the next chunk allocates its own: one chunk of logits alive at a time
         grad_w = [None if g is None else g.to(w.dtype) for g, w in zip(grad_w, weights, strict=True)]
         ctx.grads = [grad for pair in zip(grad_h, grad_w, strict=True) for grad in pair]
         return loss
@@ -179,8 +181,8 @@ def fused_mixed_cross_entropy(
     strong_weight: Tensor,
     weak_weight: Tensor | None,
     targets: Tensor,
-    lam: float = 0.5,
-    chunk_size: int = 1024,
+    lam: float = defaults.LAMBDA,
+    chunk_size: int = defaults.CHUNK_SIZE,
 ) -> Tensor:
     """SUM of mixed-logit CEs over N gathered positions, from head weights; weak_hidden None = uniform control."""
     n = targets.shape[0]
@@ -215,8 +217,8 @@ def chunked_mixed_cross_entropy(
     strong_head: nn.Module,
     weak_head: nn.Module | None,
     targets: Tensor,
-    lam: float = 0.5,
-    chunk_size: int = 1024,
+    lam: float = defaults.LAMBDA,
+    chunk_size: int = defaults.CHUNK_SIZE,
     min_chunks: int = 1,
     weak_control: str = "none",
     control_seed: int = 0,
