@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from wmss.config import WMSSConfig, load_config
@@ -81,15 +79,3 @@ def test_bad_yaml_names_file_and_line(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")
-
-
-def test_shipped_paper_config_loads_with_paper_hyperparameters(tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    data = tmp_path / "train.jsonl"
-    data.write_text('{"prompt": "p", "completion": "c"}\n')
-    config = load_config(root / "configs" / "paper_qwen3_4b.yaml", [f"data.train={data}"])
-    assert config.model.base == "Qwen/Qwen3-4B-Base" and config.data.max_length == 8192
-    assert config.sft.learning_rate == config.joint.learning_rate == 1e-5
-    assert config.sft.num_train_epochs == config.joint.num_train_epochs == 2
-    assert (config.wmss.alpha, config.wmss.beta, config.wmss.gamma, config.wmss.lam) == (0.1, 0.8, 0.1, 0.5)
-    assert config.sft.bf16 and config.data.system_prompt == "reasoning"

@@ -125,3 +125,16 @@ def test_joint_with_activation_checkpointing_trains_both_branches(
     assert main(["joint", *models, "--output", str(tmp_path / "j"), *flags]) == 0
     assert _differs(_weights(tiny_model_dir), _weights(tmp_path / "j" / "final" / "weak"))
     assert _differs(_weights(tiny_model_dir_2), _weights(tmp_path / "j" / "final"))
+
+
+def test_joint_loss_tokens_all_trains_every_token_the_authors_way(
+    tmp_path, tiny_model_dir, tiny_model_dir_2, train_jsonl
+):
+    models = ["--weak", str(tiny_model_dir), "--strong", str(tiny_model_dir_2), "--data", str(train_jsonl)]
+    tokens = {}
+    for loss_tokens in ("completion", "all"):
+        out = tmp_path / loss_tokens
+        flags = [*quick("joint", steps=1), "--set", f"joint.loss_tokens={loss_tokens}"]
+        assert main(["joint", *models, "--output", str(out), *flags]) == 0
+        tokens[loss_tokens] = json.loads((out / "summary.json").read_text())["completion_tokens_per_epoch"]
+    assert tokens["all"] > tokens["completion"] > 0

@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, require
 from wmss.data import TrainingData, make_collator
+from wmss.data.encode import with_loss_tokens
 from wmss.errors import ConfigError, DataError
 from wmss.io import ensure_directory
 from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
@@ -74,6 +75,7 @@ def run_joint(
     tokenizer = load_tokenizer(strong_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
     dataset = active_dataset(data, read_curriculum(curriculum) if curriculum else None)
+    dataset = with_loss_tokens(dataset, config.joint.loss_tokens)  # the authors train every token here
     w = config.wmss
     strong = load_causal_lm(strong_path, config.model, for_training=True)
     weak = None

@@ -16,6 +16,7 @@ from trl import SFTConfig, SFTTrainer
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import WMSSConfig, require
 from wmss.data import make_collator
+from wmss.data.encode import with_loss_tokens
 from wmss.io import ensure_directory
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import (
@@ -61,7 +62,7 @@ def run_sft(
     trainer = trainer_class(
         model=model,
         args=args,
-        train_dataset=dataset,
+        train_dataset=with_loss_tokens(dataset, getattr(config, train_section).loss_tokens),
         processing_class=tokenizer,
         data_collator=make_collator(tokenizer),
         callbacks=[
