@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from wmss.config import WMSSConfig, load_config
+from wmss.config import RunConfig, load_config
 from wmss.errors import ConfigError
 
 
 def test_paper_defaults():
-    config = WMSSConfig()
+    config = RunConfig()
     w = config.wmss
     assert (w.alpha, w.beta, w.gamma, w.lam, w.sample_multiplier, w.weak_trainable) == (
         0.1,

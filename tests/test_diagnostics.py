@@ -101,7 +101,7 @@ def test_ignored_positions_do_not_count(monkeypatch):
     changed[0, :2] = -50.0  # positions predicting prompt tokens
     changed[:, -1] = 7.0  # the last position predicts nothing
     assert logit_stats(changed, labels) == pytest.approx(reference, rel=1e-12)
-    monkeypatch.setattr(diagnostics, "_CHUNK", 2)  # chunk boundaries change nothing
+    monkeypatch.setattr(diagnostics.defaults, "CHUNK_SIZE", 2)  # chunk boundaries change nothing
     assert logit_stats(logits, labels) == pytest.approx(reference, rel=1e-12)
 
 

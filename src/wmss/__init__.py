@@ -16,7 +16,9 @@ _LAZY = {
     "sample_entropy": "wmss.entropy",
     "curriculum_weights": "wmss.curriculum",
     "mixed_logit_cross_entropy": "wmss.mixed_loss",
-    "WMSSConfig": "wmss.config",
+    "RunConfig": "wmss.config",
+    "WMSSConfig": "wmss.trainer",
+    "WMSSTrainer": "wmss.trainer",
     "load_config": "wmss.config",
 }
 

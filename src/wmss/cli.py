@@ -32,7 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("wmss.demo.cli", "Offline demo: tiny tokenizer, model and task; WMSS vs continued SFT."),
     "eval": ("wmss.eval.cli", "Evaluate models on math/code benchmarks or grade saved responses."),
-    "prepare": ("wmss.prepare.cli", "Build the paper's training data from AM-DeepSeek-R1-Distilled, verified."),
+    "prepare": (
+        "wmss.prepare.cli",
+        "Build the paper's training data from AM-DeepSeek-R1-Distilled, verified.",
+    ),
 }
 
 

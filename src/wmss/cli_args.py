@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from wmss.config import WMSSConfig, load_config
+from wmss.config import RunConfig, load_config
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace, shortcuts: Mapping[str, str]) -> WMSSConfig:
+def config_from_args(args: argparse.Namespace, shortcuts: Mapping[str, str]) -> RunConfig:
     """Build the config from --config, --set and flags; `shortcuts` maps argparse dests to dotted keys."""
     values = {
         key: getattr(args, dest) for dest, key in shortcuts.items() if getattr(args, dest, None) is not None

@@ -149,7 +149,7 @@ class CompareConfig:
 
 
 @dataclass
-class WMSSConfig:
+class RunConfig:
     """The full configuration of a WMSS run."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -283,7 +283,7 @@ def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_config(
     path: str | Path | None = None, overrides: Sequence[str] = (), values: Mapping[str, Any] | None = None
-) -> WMSSConfig:
+) -> RunConfig:
     """Load a config from YAML (optional), `key=value` overrides and typed dotted-key values; validate it."""
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "the configuration"
@@ -291,16 +291,14 @@ def load_config(
         data = _merge(data, parse_overrides(overrides))
         data = _merge(data, _nest(values or {}))
         source = f"{source} (with overrides)"
-    config = _build(WMSSConfig, data, "", source)
+    config = _build(RunConfig, data, "", source)
     validate(config)
     return config
 
 
-def with_values(
-    config: WMSSConfig, values: Mapping[str, Any], source: str = "the configuration"
-) -> WMSSConfig:
+def with_values(config: RunConfig, values: Mapping[str, Any], source: str = "the configuration") -> RunConfig:
     """A copy of `config` with dotted keys replaced (e.g. {"wmss.lam": 0.3}), validated like a loaded config."""
-    config = _build(WMSSConfig, _merge(config.to_dict(), _nest(values)), "", source)
+    config = _build(RunConfig, _merge(config.to_dict(), _nest(values)), "", source)
     validate(config)
     return config
 
@@ -316,7 +314,7 @@ def _check_local_or_hub(key: str, value: str | None) -> None:
         raise ConfigError(f"'{key}': path does not exist: {value}")
 
 
-def validate(config: WMSSConfig) -> None:
+def validate(config: RunConfig) -> None:
     """Check value ranges and paths; raise ConfigError naming the first offending key."""
     w = config.wmss
     if not 0.0 <= w.lam <= 1.0:
@@ -393,7 +391,7 @@ def _choice(key: str, value: str, allowed: Sequence[str]) -> None:
         raise ConfigError(f"'{key}' must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def require(config: WMSSConfig, *keys: str) -> None:
+def require(config: RunConfig, *keys: str) -> None:
     """Raise ConfigError if any dotted key (e.g. 'model.base') is unset."""
     for key in keys:
         section, name = key.split(".")

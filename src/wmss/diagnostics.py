@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 
 from wmss import defaults
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import WMSSConfig, load_config, require
+from wmss.config import RunConfig, load_config, require
 from wmss.data import TrainingData, make_collator
 from wmss.entropy import compute_dtype, scored_mask, token_entropy
 from wmss.errors import ConfigError, DataError, ModelError
@@ -198,12 +198,12 @@ def _model_chunks(
         yield head(rows[start : start + chunk_size]), targets[start : start + chunk_size]
 
 
-def _resolve_data(data: TrainingData | WMSSConfig | str | Path) -> tuple[WMSSConfig, TrainingData | None]:
-    if isinstance(data, WMSSConfig):
+def _resolve_data(data: TrainingData | RunConfig | str | Path) -> tuple[RunConfig, TrainingData | None]:
+    if isinstance(data, RunConfig):
         require(data, "data.train")
         return data, None
     if isinstance(data, TrainingData):
-        return WMSSConfig(), data
+        return RunConfig(), data
     return load_config(values={"data.train": str(data)}), None
 
 
@@ -255,7 +255,7 @@ def _diagnose_model(
 
 def diagnose(
     models: dict[str, str],
-    data: TrainingData | WMSSConfig | str | Path,
+    data: TrainingData | RunConfig | str | Path,
     n: int = 200,
     seed: int = 0,
     weak: str | None = None,

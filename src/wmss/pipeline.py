@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import TrainConfig, WMSSConfig, require
+from wmss.config import RunConfig, TrainConfig, require
 from wmss.data.cache import source_state
 from wmss.io import ensure_directory
 from wmss.models import load_tokenizer
@@ -63,7 +63,7 @@ def _train_settings(train: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(train).items() if k not in _BOOKKEEPING}
 
 
-def _model_settings(config: WMSSConfig) -> dict[str, Any]:
+def _model_settings(config: RunConfig) -> dict[str, Any]:
     return asdict(config.model) | {"base": None, "sft": None}
 
 
@@ -77,7 +77,7 @@ _JOINT_KEYS = ("lam", "weak_trainable", "weak_control")
 class Steps:
     """Builds the stages of a run directory: one method per step of Algorithm 1 (and per baseline)."""
 
-    def __init__(self, config: WMSSConfig, run_dir: Path) -> None:
+    def __init__(self, config: RunConfig, run_dir: Path) -> None:
         self.config = config
         self.run_dir = run_dir
         self.cache = run_dir / DATA_CACHE
@@ -95,7 +95,7 @@ class Steps:
         directory: Path,
         init: Path,
         init_stage: str | None,
-        config: WMSSConfig | None = None,
+        config: RunConfig | None = None,
         section: str = "sft",
         curriculum: tuple[Path, str] | None = None,
         extra: dict[str, Any] | None = None,
@@ -137,7 +137,7 @@ class Steps:
         directory: Path,
         entropies: tuple[Path, Path],
         upstream: list[str],
-        config: WMSSConfig,
+        config: RunConfig,
     ) -> Stage:
         """Eq. 10 weights from the weak/strong entropy files and the drawn active set -> directory."""
         w = config.wmss
@@ -161,7 +161,7 @@ class Steps:
         weak: tuple[Path, str | None],
         strong: tuple[Path, str | None],
         curriculum: tuple[Path, str] | None,
-        config: WMSSConfig | None = None,
+        config: RunConfig | None = None,
     ) -> Stage:
         """Phase 3: weak + strong trained on mixed logits over the curriculum's draws -> directory/final."""
         config = config or self.config
@@ -201,7 +201,7 @@ class Steps:
 
 
 def _run_sft_on(
-    config: WMSSConfig,
+    config: RunConfig,
     init: Path,
     section: str,
     curriculum_dir: Path | None,
@@ -228,7 +228,7 @@ def _run_sft_on(
     )
 
 
-def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[str, Path]]:
+def build_stages(config: RunConfig, run_dir: Path) -> tuple[list[Stage], dict[str, Path]]:
     """The stage graph of Algorithm 1 for this config, and the model path each stage produces."""
     steps = Steps(config, run_dir)
     stages: list[Stage] = []
@@ -282,7 +282,7 @@ def build_stages(config: WMSSConfig, run_dir: Path) -> tuple[list[Stage], dict[s
 
 
 def run_pipeline(
-    config: WMSSConfig,
+    config: RunConfig,
     run_dir: str | Path | None = None,
     callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
 ) -> RunResult:

@@ -17,7 +17,7 @@ from accelerate import PartialState
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import TrainOutput
 
-from wmss.config import LOW_PRECISION_DTYPES, TrainConfig, WMSSConfig
+from wmss.config import LOW_PRECISION_DTYPES, RunConfig, TrainConfig
 from wmss.errors import ConfigError, WMSSError
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def process_state() -> PartialState:
     return PartialState(cpu=not has_accelerator(), timeout=DISTRIBUTED_TIMEOUT)
 
 
-def check_master_weights(config: WMSSConfig, section: str) -> None:
+def check_master_weights(config: RunConfig, section: str) -> None:
     """Refuse to train bf16/fp16 weights with a plain optimizer unless `model.low_precision_training` opts in."""
     dtype = config.model.dtype
     if dtype not in LOW_PRECISION_DTYPES or config.model.low_precision_training:
@@ -78,7 +78,7 @@ def check_master_weights(config: WMSSConfig, section: str) -> None:
 
 
 def make_training_arguments(
-    config: WMSSConfig, section: str, output_dir: Path, args_class: type = TrainingArguments, **overrides: Any
+    config: RunConfig, section: str, output_dir: Path, args_class: type = TrainingArguments, **overrides: Any
 ) -> TrainingArguments:
     """Build `TrainingArguments` (or a subclass such as TRL's `SFTConfig`) from one config section."""
     check_master_weights(config, section)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wmss.config import TrainConfig, WMSSConfig, with_values
+from wmss.config import RunConfig, TrainConfig, with_values
 from wmss.errors import ConfigError
 
 WEAK_PREFIX = "weak="  # arm `weak=<path>`: WMSS with another weak model (e.g. an intermediate checkpoint)
@@ -31,7 +31,7 @@ class ArmSpec:
     data: str = "curriculum"  # curriculum (the active set Phase 2 drew) | plain (every record once per epoch)
     # Model forward and backward passes per optimizer step, in units of one model over one batch.
     passes: tuple[int, int] = (1, 1)
-    derive: Callable[[WMSSConfig], dict[str, Any]] = lambda config: {}  # dotted keys the arm changes
+    derive: Callable[[RunConfig], dict[str, Any]] = lambda config: {}  # dotted keys the arm changes
 
 
 def _scaled_budget(train: TrainConfig, section: str, factor: float) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def _scaled_budget(train: TrainConfig, section: str, factor: float) -> dict[str,
     return {f"{section}.num_train_epochs": train.num_train_epochs * factor}
 
 
-def _total_budget(config: WMSSConfig) -> dict[str, Any]:
+def _total_budget(config: RunConfig) -> dict[str, Any]:
     sft, joint = config.sft, config.joint
     if (sft.max_steps > 0) != (joint.max_steps > 0):
         raise ConfigError(
@@ -149,7 +149,7 @@ class Arm:
 
     name: str
     spec: ArmSpec
-    config: WMSSConfig
+    config: RunConfig
     weak: str | None = None  # a weak model other than M0 (arm `weak=<path>`)
     sweep: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -183,7 +183,7 @@ def arm_spec(name: str) -> ArmSpec:
     return ARMS[name]
 
 
-def make_arm(name: str, config: WMSSConfig, sweep: dict[str, Any] | None = None) -> Arm:
+def make_arm(name: str, config: RunConfig, sweep: dict[str, Any] | None = None) -> Arm:
     """An arm with its derived settings; `sweep` (dotted keys) is applied before the arm's own changes."""
     spec = arm_spec(name)
     sweep = dict(sweep or {})

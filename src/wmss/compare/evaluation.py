@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wmss.config import CompareConfig, WMSSConfig
+from wmss.config import CompareConfig, RunConfig
 from wmss.errors import ConfigError, DataError
 from wmss.eval.backends import HFBackend
 from wmss.eval.datasets import load_benchmark, load_records_file
@@ -35,7 +35,7 @@ def load_eval_records(c: CompareConfig) -> dict[str, list[BenchmarkRecord]]:
 
 
 def evaluate_model(
-    model_dir: Path, config: WMSSConfig, records: dict[str, list[BenchmarkRecord]], output: Path
+    model_dir: Path, config: RunConfig, records: dict[str, list[BenchmarkRecord]], output: Path
 ) -> dict[str, Any]:
     """Generate greedily for every problem, grade, and write per-problem outcomes to `output` (JSON)."""
     c = config.compare

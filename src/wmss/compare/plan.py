@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wmss.compare.arms import Arm
-from wmss.config import WMSSConfig
+from wmss.config import RunConfig
 from wmss.stages import Stage
 
 M0, M1 = "m0", "m1"  # evaluation rows of the base model and the Phase 1 model
@@ -17,7 +17,7 @@ class SeedPlan:
     """What one seed trains and evaluates: model paths per evaluated row, and each arm's training stages."""
 
     seed: int
-    config: WMSSConfig
+    config: RunConfig
     models: dict[str, tuple[Path, str | None]] = field(default_factory=dict)  # row -> (model dir, its stage)
     arms: dict[str, Arm] = field(default_factory=dict)
     arm_stages: dict[str, list[str]] = field(default_factory=dict)  # arm -> training stage names

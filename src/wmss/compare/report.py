@@ -17,7 +17,7 @@ from wmss import plots
 from wmss.compare.arms import stage_slug
 from wmss.compare.evaluation import load_eval_records, read_outcomes
 from wmss.compare.plan import M0, M1, ComparePlan, SeedPlan
-from wmss.config import WMSSConfig
+from wmss.config import RunConfig
 from wmss.io import atomic_write_json, atomic_write_text, read_json
 from wmss.phases.curriculum import read_curriculum
 from wmss.phases.entropy import read_entropy_file
@@ -103,7 +103,7 @@ def _accuracy_ci(outcomes: np.ndarray, n_resamples: int) -> tuple[float, float]:
     return result["ci_low"], result["ci_high"]
 
 
-def _sweep_curves(plan: ComparePlan, config: WMSSConfig, comparisons: dict[str, Any]) -> list[dict[str, Any]]:
+def _sweep_curves(plan: ComparePlan, config: RunConfig, comparisons: dict[str, Any]) -> list[dict[str, Any]]:
     """One curve per swept arm and single swept key (e.g. accuracy vs wmss.lam), with the unswept point."""
     first = plan.seeds[0]
     curves: dict[tuple[str, str], list[tuple[Any, str]]] = {}
@@ -140,7 +140,7 @@ def _timings(run_dir: Path) -> dict[str, float]:
     return {name: record.get("duration_s", 0.0) for name, record in stages.items()}
 
 
-def build_report(config: WMSSConfig, plan: ComparePlan) -> dict[str, Any]:
+def build_report(config: RunConfig, plan: ComparePlan) -> dict[str, Any]:
     """Assemble the report dictionary of a finished comparison."""
     c = config.compare
     records = load_eval_records(c)

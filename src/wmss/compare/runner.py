@@ -26,7 +26,7 @@ from wmss.compare.arms import Arm, make_arm, stage_slug
 from wmss.compare.evaluation import evaluate_model, load_eval_records
 from wmss.compare.plan import M0, M1, ComparePlan, SeedPlan
 from wmss.compare.report import build_report, render_table, write_report
-from wmss.config import WMSSConfig, require, with_values
+from wmss.config import RunConfig, require, with_values
 from wmss.diagnostics import diagnose
 from wmss.errors import ConfigError
 from wmss.eval.records import BenchmarkRecord
@@ -70,7 +70,7 @@ def sweep_points(specs: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _arms_for(config: WMSSConfig) -> list[Arm]:
+def _arms_for(config: RunConfig) -> list[Arm]:
     c = config.compare
     arms = [make_arm(name, config) for name in dict.fromkeys(c.arms)]
     base = {arm.name: arm for arm in arms}
@@ -91,7 +91,7 @@ def _phase1_location(run_dir: Path, seed: int, shared: bool) -> tuple[Path, str]
 class _Records:
     """The evaluation problems, loaded on first use (only when an evaluation stage runs)."""
 
-    def __init__(self, config: WMSSConfig) -> None:
+    def __init__(self, config: RunConfig) -> None:
         self.config = config
         self._records: dict[str, list[BenchmarkRecord]] | None = None
 
@@ -101,7 +101,7 @@ class _Records:
         return self._records
 
 
-def build_plan(config: WMSSConfig, run_dir: Path) -> ComparePlan:
+def build_plan(config: RunConfig, run_dir: Path) -> ComparePlan:
     """The stage graph of a comparison: Phase 1, entropies, curricula, arms, evaluations, diagnostics."""
     c = config.compare
     plan = ComparePlan(run_dir=run_dir)
@@ -116,7 +116,7 @@ def build_plan(config: WMSSConfig, run_dir: Path) -> ComparePlan:
     if c.eval_file:
         eval_settings["eval_file_state"] = Path(c.eval_file).stat().st_mtime_ns
 
-    def evaluation(name: str, row: tuple[Path, str | None], output: Path, cfg: WMSSConfig) -> str:
+    def evaluation(name: str, row: tuple[Path, str | None], output: Path, cfg: RunConfig) -> str:
         return plan.add(
             Stage(
                 name,
@@ -231,7 +231,7 @@ def _undial_trainer(arm: Arm, init: Path) -> Any:
 
 
 def _write_diagnostics(
-    config: WMSSConfig, models: dict[str, Path], weak: Path, output: Path, data_cache: Path
+    config: RunConfig, models: dict[str, Path], weak: Path, output: Path, data_cache: Path
 ) -> None:
     # The run's tokenised data (cached once per run) serves every model: they share one vocabulary.
     data = load_training_data(config, load_tokenizer(str(weak), config.model), data_cache)
@@ -262,7 +262,7 @@ def _diagnostics_stage(name: str, seed_plan: SeedPlan, weak: Path, output: Path,
 
 
 def run_compare(
-    config: WMSSConfig,
+    config: RunConfig,
     run_dir: str | Path | None = None,
     callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
 ) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
-from wmss.config import WMSSConfig
+from wmss.config import RunConfig
 from wmss.data import IGNORE_INDEX, TrainingData, build_dataset
 from wmss.data.cache import cached_dataset
 from wmss.errors import ConfigError
@@ -74,7 +74,7 @@ def save_trained_model(trainer: Trainer, dest: Path) -> Path:
 
 
 def load_training_data(
-    config: WMSSConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Path | None = None
+    config: RunConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Path | None = None
 ) -> TrainingData:
     """Load and tokenise the configured training data (reusing a cached copy under `cache_dir` if given)."""
     if not config.data.train:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import WMSSConfig
+from wmss.config import RunConfig
 from wmss.curriculum import compute_weights, curriculum_stats, entropy_gap, sample_active_set
 from wmss.errors import DataError
 from wmss.io import atomic_write_json, ensure_directory, read_json_object
@@ -23,7 +23,7 @@ CURRICULUM_FILE = "curriculum.json"
 
 
 def run_curriculum(
-    config: WMSSConfig, weak_file: str | Path, strong_file: str | Path, output_dir: str | Path
+    config: RunConfig, weak_file: str | Path, strong_file: str | Path, output_dir: str | Path
 ) -> Path:
     """Weight every sample by Eq. 10, draw the active set, and write `<output_dir>/curriculum.json`."""
     ensure_directory(output_dir)

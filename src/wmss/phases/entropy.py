@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 
 from wmss import defaults
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import WMSSConfig, require
+from wmss.config import RunConfig, require
 from wmss.data import make_collator
 from wmss.entropy import chunked_sample_entropy, sample_entropy, scored_token_counts
 from wmss.errors import DataError
@@ -73,7 +73,7 @@ def dataset_entropies(
 
 
 def run_entropy(
-    config: WMSSConfig, model_path: str, output_file: str | Path, data_cache: Path | None = None
+    config: RunConfig, model_path: str, output_file: str | Path, data_cache: Path | None = None
 ) -> Path:
     """Compute entropies of `model_path` on the configured data and write them (keyed by idx) to JSON."""
     state = process_state()

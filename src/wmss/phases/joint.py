@@ -13,7 +13,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import WMSSConfig, require
+from wmss.config import RunConfig, require
 from wmss.data import TrainingData, make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.errors import ConfigError, DataError
@@ -27,8 +27,7 @@ from wmss.phases.common import (
     write_summary,
 )
 from wmss.phases.curriculum import read_curriculum
-from wmss.trainer import WMSSConfig as WMSSTrainingConfig
-from wmss.trainer import WMSSTrainer
+from wmss.trainer import WMSSConfig, WMSSTrainer
 from wmss.training import JsonlMetricsCallback, NonFiniteGuard, make_training_arguments, train_resumable
 
 logger = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ def active_dataset(data: TrainingData, curriculum: dict[str, Any] | None) -> Dat
 
 
 def run_joint(
-    config: WMSSConfig,
+    config: RunConfig,
     weak_path: str,
     strong_path: str,
     output_dir: str | Path,
@@ -86,7 +85,7 @@ def run_joint(
         config,
         "joint",
         layout.checkpoints,
-        args_class=WMSSTrainingConfig,
+        args_class=WMSSConfig,
         dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
         max_length=None,
         mix_lambda=w.lam,

@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import WMSSConfig, require
+from wmss.config import RunConfig, require
 from wmss.data import make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.io import ensure_directory
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_sft(
-    config: WMSSConfig,
+    config: RunConfig,
     model_path: str,
     output_dir: str | Path,
     train_section: str = "sft",
