@@ -164,3 +164,15 @@ def test_save_model_writes_the_strong_model_at_the_root_and_the_weak_one_in_weak
     ):
         for (name, a), b in zip(loaded.state_dict().items(), trained.state_dict().values(), strict=True):
             torch.testing.assert_close(a, b, msg=name)
+
+
+def test_bf16_trainable_weights_are_refused_unless_opted_in(tmp_path, tiny_model_dir, tokenizer):
+    kwargs = {"train_dataset": _dataset(), "processing_class": tokenizer}
+    models = {
+        "model": AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16),
+        "weak_model": AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16),
+    }
+    with pytest.raises(ConfigError, match=r"torch\.bfloat16.*bf16=True"):
+        WMSSTrainer(args=_args(tmp_path), **models, **kwargs)
+    trainer = WMSSTrainer(args=_args(tmp_path, low_precision_training=True), **models, **kwargs)
+    assert next(trainer.joint.strong.parameters()).dtype == torch.bfloat16

@@ -36,6 +36,8 @@ from wmss.mixed_loss import mixed_logit_cross_entropy
 
 logger = logging.getLogger(__name__)
 
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
 
 @dataclass
 class WMSSConfig(SFTConfig):
@@ -80,6 +82,14 @@ class WMSSConfig(SFTConfig):
     curriculum_gamma: float = field(default=defaults.GAMMA, metadata={"help": "Eq. 10 γ (entropy raised)."})
     sample_multiplier: float = field(
         default=1.0, metadata={"help": "Curriculum draws = round(sample_multiplier · dataset size)."}
+    )
+
+    low_precision_training: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow bf16/fp16 trainable weights (only when the engine keeps float32 master weights itself, "
+            "e.g. DeepSpeed); otherwise load float32 weights and train with bf16=True (autocast)."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -132,6 +142,7 @@ class WMSSTrainer(SFTTrainer):
         self.curriculum_stats: dict[str, Any] | None = None
         self.full_train_dataset: Dataset | None = None  # the training set before the curriculum's draw
         self._build(model, weak_model, args, peft_config, kwargs)
+        self._check_master_weights()
         if args.curriculum:
             self._apply_curriculum(entropies)
         elif entropies is not None:
@@ -172,6 +183,17 @@ class WMSSTrainer(SFTTrainer):
             chunk_size=args.loss_chunk_size,
             weak_control=args.weak_control,
             control_seed=args.seed,
+        )
+
+    def _check_master_weights(self) -> None:
+        low = {str(p.dtype) for p in self.model.parameters() if p.requires_grad and p.dtype in _LOW_PRECISION}
+        if not low or self.args.low_precision_training or self.is_deepspeed_enabled:
+            return
+        raise ConfigError(
+            f"trainable weights are {', '.join(sorted(low))}: a plain optimizer updating them in place loses most "
+            f"updates at lr {self.args.learning_rate:g} to rounding. Load the models in float32 (dtype=torch.float32) "
+            "and set WMSSConfig(bf16=True) for autocast, or set low_precision_training=True if your engine keeps "
+            "float32 master weights"
         )
 
     def _apply_curriculum(self, entropies: tuple[Sequence[float], Sequence[float]] | None) -> None:
