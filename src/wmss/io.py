@@ -73,15 +73,16 @@ def published_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~_umask()
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text to `path` via a temporary file in the same directory and an atomic rename."""
+@contextlib.contextmanager
+def atomic_text(path: str | Path) -> Iterator[IO[str]]:
+    """A text handle whose content replaces `path` (via a temporary file and a rename) only if the block succeeds."""
     path = Path(path)
     ensure_directory(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, published_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -89,7 +90,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text to `path` via a temporary file in the same directory and an atomic rename."""
+    with atomic_text(path) as handle:
+        handle.write(text)
+    return Path(path)
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:

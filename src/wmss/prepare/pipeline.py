@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 from wmss.errors import DataError
 from wmss.eval.answers import strip_thinking
 from wmss.eval.sandbox import require_code_execution_opt_in
-from wmss.io import ensure_directory, ensure_output_file, read_json
+from wmss.io import atomic_text, ensure_directory, ensure_output_file, read_json
 from wmss.prepare.decontam import BenchmarkIndex, load_benchmark_index
 from wmss.prepare.dedup import Deduplicator
 from wmss.prepare.options import PrepareOptions
-from wmss.prepare.output import atomic_lines, read_lines
+from wmss.prepare.output import read_lines
 from wmss.prepare.process import ShardProcessor, result_paths
 from wmss.prepare.report import Tally, build_report, excerpt, length_histogram, write_report
 from wmss.prepare.schema import CATEGORIES
@@ -195,7 +195,7 @@ def _merge(
     dedup = Deduplicator(options.dedup)
     lengths: list[int] = []
     examples: dict[str, list[dict[str, Any]]] = {category: [] for category in CATEGORIES}
-    with atomic_lines(output) as out:
+    with atomic_text(output) as out:
         for shard in shards:
             for candidate in read_lines(result_paths(work, shard)[0]):
                 record = candidate["record"]

@@ -14,12 +14,11 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from wmss.io import atomic_write_json
+from wmss.io import atomic_text, atomic_write_json
 from wmss.prepare.decontam import BenchmarkIndex
 from wmss.prepare.dedup import prompt_keys
 from wmss.prepare.filters import format_ok, token_length
 from wmss.prepare.options import PrepareOptions
-from wmss.prepare.output import atomic_lines
 from wmss.prepare.report import Tally
 from wmss.prepare.schema import Sample, read_sample
 from wmss.prepare.shards import Shard, iter_rows
@@ -93,7 +92,7 @@ class ShardProcessor:
         identity = shard.identity()
         tally = Tally()
         passed = dropped = 0
-        with atomic_lines(samples_path) as out:
+        with atomic_text(samples_path) as out:
             for row in iter_rows(shard):
                 sample = read_sample(row)
                 tally.count_read(sample.source, sample.category)
