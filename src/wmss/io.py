@@ -195,7 +195,8 @@ def _is_array(path: Path) -> bool:
     return chunk.lstrip()[:1] == b"["
 
 
-def _line_rows(handle: IO[bytes], label: str) -> Iterator[JsonRow]:
+def json_line_rows(handle: IO[bytes], label: str) -> Iterator[JsonRow]:
+    """The rows of a JSON-lines byte stream; undecodable or invalid lines become rows with a `problem`."""
     for lineno, raw in enumerate(handle, start=1):
         where, source = f"{label} line {lineno}", f"{label}:{lineno}"
         try:
@@ -239,7 +240,7 @@ def iter_json_rows(path: Path, label: str | None = None) -> Iterator[JsonRow]:
         if not _is_array(path):
             # Streamed: training files can be large, and blank lines still count so line numbers stay true.
             with _open_binary(path) as handle:
-                yield from _line_rows(handle, label)
+                yield from json_line_rows(handle, label)
             return
         with _open_binary(path) as handle:
             data = handle.read()

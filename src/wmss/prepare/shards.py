@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from wmss.errors import DataError
-from wmss.io import JsonRow
+from wmss.io import JsonRow, json_line_rows
 
 SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".parquet")
 HUB_PREFIX = "hub:"
@@ -103,23 +102,7 @@ def _open_lines(path: Path) -> IO[bytes]:
 
 def _line_rows(path: Path, label: str) -> Iterator[JsonRow]:
     with _open_lines(path) as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            where = f"{label} line {lineno}"
-            try:
-                line = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                yield JsonRow(
-                    lineno - 1, where, where, problem=f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                )
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield JsonRow(lineno - 1, where, f"{label}:{lineno}", json.loads(line))
-            except json.JSONDecodeError as exc:
-                yield JsonRow(
-                    lineno - 1, where, where, problem=f"invalid JSON ({exc.msg} at column {exc.colno})"
-                )
+        yield from json_line_rows(handle, label)
 
 
 def _parquet_rows(path: Path, label: str) -> Iterator[JsonRow]:
