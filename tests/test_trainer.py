@@ -147,7 +147,7 @@ def test_entropies_without_curriculum_or_of_wrong_length_are_refused(tmp_path, t
 
 
 def test_save_model_writes_the_strong_model_at_the_root_and_the_weak_one_in_weak(
-    tmp_path, tiny_model_dir, tiny_model_dir_2, tokenizer
+    tmp_path, tiny_model_dir, tiny_model_dir_2, tokenizer, monkeypatch
 ):
     trainer = WMSSTrainer(
         model=str(tiny_model_dir_2),
@@ -157,7 +157,8 @@ def test_save_model_writes_the_strong_model_at_the_root_and_the_weak_one_in_weak
         processing_class=tokenizer,
     )
     trainer.train()
-    trainer.save_model(str(tmp_path / "out"))
+    monkeypatch.chdir(tmp_path)
+    trainer.save_model("out")  # a relative path, as the CLI's run directories usually are
     for loaded, trained in (
         (AutoModelForCausalLM.from_pretrained(tmp_path / "out"), trainer.joint.strong),
         (AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "weak"), trainer.weak_model),

@@ -327,7 +327,7 @@ class WMSSTrainer(SFTTrainer):
             )
         joint = self.joint
         # Strong first: save_pretrained clears stale weight files of its own folder, never of `weak/`.
-        for name, branch, folder in (("strong", joint.strong, output_dir), ("weak", joint.weak, WEAK)):
+        for name, branch, folder in (("strong", joint.strong, ""), ("weak", joint.weak, WEAK)):
             if branch is None:
                 continue
             folder = os.path.join(output_dir, folder)
