@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from wmss.demo.embedded import read_recipe
 from wmss.demo.presets import PRESETS, DemoPreset
+from wmss.demo.recipe import read_recipe
 from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import SPECIAL_TOKENS, build_demo_tokenizer
 

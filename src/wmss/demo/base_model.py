@@ -19,8 +19,8 @@ from transformers import (
     set_seed,
 )
 
-from wmss.demo.embedded import RECIPE_FILE
 from wmss.demo.presets import DemoPreset
+from wmss.demo.recipe import RECIPE_FILE
 from wmss.demo.tokenizer import IM_END
 from wmss.io import atomic_directory, atomic_write_json
 

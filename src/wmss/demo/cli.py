@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from wmss.compare.plan import M0, M1
 from wmss.compare.report import render_table, write_report
 from wmss.compare.runner import run_compare
-from wmss.config import WMSSConfig, load_config
+from wmss.config import RunConfig, load_config
+from wmss.demo import real
 from wmss.demo.base_model import pretrain_base_model
-from wmss.demo.embedded import RECIPE_FILE, embedded_m0, m0_recipe, read_recipe
-from wmss.demo.presets import PRESETS, DemoPreset
+from wmss.demo.presets import DEMO_ARMS, PRESETS, DemoPreset
+from wmss.demo.real import REAL_PRESETS
+from wmss.demo.recipe import RECIPE_FILE, m0_recipe, read_recipe
 from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import build_demo_tokenizer
-from wmss.io import atomic_directory, atomic_write_json, read_json
+from wmss.io import atomic_write_json, read_json
 from wmss.phases.common import StageLayout
 from wmss.training import read_metrics
 
 logger = logging.getLogger(__name__)
 
-# The paper's Table 1 comparison (SFT for the total budget, continued SFT, WMSS) plus the cheapest control.
-DEMO_ARMS = ("sft_total", "sft_continued", "wmss", "control_uniform")
 M0_INFO = "m0_pretraining.json"
 
 
@@ -63,7 +62,7 @@ def demo_settings(preset: DemoPreset, seeds: list[int]) -> dict[str, Any]:
     return values
 
 
-def demo_config(preset: DemoPreset, output: Path, seeds: list[int]) -> WMSSConfig:
+def demo_config(preset: DemoPreset, output: Path, seeds: list[int]) -> RunConfig:
     """The `wmss compare` configuration of the demo (paths inside `output`)."""
     paths = {
         "model.base": str(output / "m0"),
@@ -74,10 +73,9 @@ def demo_config(preset: DemoPreset, output: Path, seeds: list[int]) -> WMSSConfi
     return load_config(None, values={**demo_settings(preset, seeds), **paths})
 
 
-def prepare_task_and_base_model(
-    preset: DemoPreset, output: Path, data_seed: int, pretrain: bool = False
-) -> dict[str, Any]:
-    """Write the tokenizer, the task's splits and M0 (shipped, or pretrained) under `output`, each only once."""
+def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int) -> dict[str, Any]:
+    """Write the tokenizer, the task's splits and the pretrained M0 under `output`; M0 is rebuilt only when its
+    recipe (preset sizes, data seed, corpus) changed."""
     info_path = output / M0_INFO
     tokenizer = build_demo_tokenizer(output / "tokenizer")
     task = make_task(
@@ -107,16 +105,8 @@ def prepare_task_and_base_model(
     m0 = output / "m0"
     if (m0 / "config.json").is_file() and info_path.is_file() and read_recipe(m0) == recipe:
         return read_json(info_path)
-    shipped = None if pretrain else embedded_m0(recipe)
-    if shipped is not None:
-        with atomic_directory(m0) as tmp:
-            shutil.copytree(shipped, tmp, dirs_exist_ok=True)
-    else:
-        if not pretrain:
-            logger.info("no shipped M0 for this preset and data seed: pretraining it (minutes)")
-        pretrain_base_model(tokenizer, corpus, m0, preset, data_seed, recipe)
+    pretrain_base_model(tokenizer, corpus, m0, preset, data_seed, recipe)
     info = {
-        "source": "pretrained" if shipped is None else "shipped with wmss",
         "data_seed": data_seed,
         "corpus_documents": len(corpus),
         **read_json(m0 / RECIPE_FILE)["pretraining"],
@@ -139,13 +129,11 @@ def _final_sft_loss(output: Path, seed: int) -> float | None:
     return losses[-1] if losses else None
 
 
-def run_demo(
-    preset_name: str, output: Path, seeds: list[int], data_seed: int = 0, pretrain_m0: bool = False
-) -> dict[str, Any]:
+def run_demo(preset_name: str, output: Path, seeds: list[int], data_seed: int = 0) -> dict[str, Any]:
     """Run the demo and write report.json / report.md / plots under `output`."""
     preset = PRESETS[preset_name]
     output.mkdir(parents=True, exist_ok=True)
-    m0_info = prepare_task_and_base_model(preset, output, data_seed, pretrain_m0)
+    m0_info = prepare_task_and_base_model(preset, output, data_seed)
     report = run_compare(demo_config(preset, output, seeds), output)
     curriculum = report["curriculum"]
     report |= {
@@ -170,7 +158,12 @@ def run_demo(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `wmss demo`."""
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default", help="size of the demo")
+    parser.add_argument(
+        "--preset",
+        choices=[*sorted(PRESETS), *sorted(REAL_PRESETS)],
+        default="default",
+        help="size of the tiny demo, or the real-model study (smollm2, smollm2-smoke: needs `make demo-real`)",
+    )
     parser.add_argument("--output", default="runs/demo", help="demo directory (re-running resumes)")
     parser.add_argument(
         "--seeds", type=int, default=1, help="number of training seeds (paired over problems)"
@@ -178,18 +171,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first training seed")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the task and of M0's pretraining")
     parser.add_argument(
-        "--pretrain-m0",
-        action="store_true",
-        help="pretrain M0 from its recipe instead of using the copy shipped with wmss (default preset: "
-        "~10 min on 2 CPU cores); the shipped copy was made this way",
+        "--data-dir",
+        help="benchmark files (e.g. ../shared/benchmarks) for the real-model preset's transfer check",
     )
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss demo`."""
+    if args.preset in REAL_PRESETS:
+        real.run_cli(args)
+        return
     output = Path(args.output)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    report = run_demo(args.preset, output, seeds, args.data_seed, args.pretrain_m0)
+    report = run_demo(args.preset, output, seeds, args.data_seed)
     regime = report["demo"]["regime"]
     print(render_table(report))
     print(

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The paper's Table 1 comparison (SFT for the total budget, continued SFT, WMSS) plus the cheapest control.
+DEMO_ARMS = ("sft_total", "sft_continued", "wmss", "control_uniform")
+
 
 @dataclass(frozen=True)
 class DemoPreset:
