@@ -13,9 +13,12 @@ ROWS = ("m0", "m1", "sft_total", "sft_continued", "wmss", "control_uniform")
 
 @pytest.fixture(scope="module")
 def smoke_demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--preset", "smoke", "--output", str(out)]) == 0
-    return out
+    root = tmp_path_factory.mktemp("demo")
+    # A relative output directory, as `make demo` passes (runs/demo): every stage must resolve it the same way.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        assert main(["demo", "--preset", "smoke", "--output", "out"]) == 0
+    return root / "out"
 
 
 def test_report_schema(smoke_demo):
@@ -50,9 +53,10 @@ def test_accuracies_are_computed_from_generations(smoke_demo):
         assert report["models"][row]["accuracy"] == pytest.approx(sum(outcomes["correct"]) / len(test_split))
 
 
-def test_rerun_resumes_from_cache_with_identical_numbers(smoke_demo, capsys):
+def test_rerun_resumes_from_cache_with_identical_numbers(smoke_demo, capsys, monkeypatch):
     before = json.loads((smoke_demo / "report.json").read_text())["models"]
-    assert main(["demo", "--preset", "smoke", "--output", str(smoke_demo)]) == 0
+    monkeypatch.chdir(smoke_demo.parent)
+    assert main(["demo", "--preset", "smoke", "--output", smoke_demo.name]) == 0
     after = json.loads((smoke_demo / "report.json").read_text())
     assert after["models"] == before
     assert after["stages"]["executed"] == []
