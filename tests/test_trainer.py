@@ -19,6 +19,7 @@ def _dataset() -> Dataset:
 
 
 def _args(tmp_path, **kw) -> WMSSConfig:
+    defaults = {"save_strategy": "no"}
     return WMSSConfig(
         output_dir=str(tmp_path),
         per_device_train_batch_size=4,
@@ -26,10 +27,9 @@ def _args(tmp_path, **kw) -> WMSSConfig:
         learning_rate=1e-2,
         logging_steps=1,
         report_to=[],
-        save_strategy="no",
         use_cpu=True,
         seed=0,
-        **kw,
+        **(defaults | kw),
     )
 
 
@@ -177,3 +177,17 @@ def test_bf16_trainable_weights_are_refused_unless_opted_in(tmp_path, tiny_model
         WMSSTrainer(args=_args(tmp_path), **models, **kwargs)
     trainer = WMSSTrainer(args=_args(tmp_path, low_precision_training=True), **models, **kwargs)
     assert next(trainer.joint.strong.parameters()).dtype == torch.bfloat16
+
+
+def test_a_damaged_checkpoint_is_named_with_the_way_out(tmp_path, tiny_model_dir, tokenizer):
+    from wmss.errors import ModelError
+
+    args = _args(tmp_path, save_strategy="steps", save_steps=1)
+    kwargs = {"weak_model": str(tiny_model_dir), "train_dataset": _dataset(), "processing_class": tokenizer}
+    WMSSTrainer(model=str(tiny_model_dir), args=args, **kwargs).train()
+    checkpoint = tmp_path / "checkpoint-2"
+    (checkpoint / "weak" / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match=r"cannot resume from .*checkpoint-2.*Delete that checkpoint"):
+        WMSSTrainer(model=str(tiny_model_dir), args=args, **kwargs).train(
+            resume_from_checkpoint=str(checkpoint)
+        )

@@ -29,7 +29,7 @@ from wmss import defaults
 from wmss.config import WEAK_CONTROLS
 from wmss.curriculum import curriculum_stats, curriculum_weights, sample_active_set
 from wmss.entropy import sample_entropy
-from wmss.errors import ConfigError
+from wmss.errors import ConfigError, ModelError
 from wmss.joint_model import JointModel
 from wmss.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters
 from wmss.mixed_loss import mixed_logit_cross_entropy
@@ -346,9 +346,15 @@ class WMSSTrainer(SFTTrainer):
         joint = self.accelerator.unwrap_model(model if model is not None else self.model)
         folder = Path(resume_from_checkpoint)
         logger.info("loading joint checkpoint from %s", folder)
-        load_branch_weights(joint.strong, folder)
-        if joint.weak is not None:
-            load_branch_weights(joint.weak, folder / WEAK)
+        try:
+            load_branch_weights(joint.strong, folder)
+            if joint.weak is not None:
+                load_branch_weights(joint.weak, folder / WEAK)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ModelError(
+                f"cannot resume from {folder}: {exc}. Delete that checkpoint directory to resume from the one "
+                "before it (or the whole checkpoints/ directory to start the stage over)"
+            ) from None
 
     def save_weak_model(self, output_dir: str) -> None:
         """Save the (co-trained) weak model; the strong one is the trained model saved by save_model."""
