@@ -41,7 +41,7 @@ def test_config_follows_the_papers_budget(name, tmp_path):
     assert total == config.sft.num_train_epochs + config.joint.num_train_epochs
     assert set(config.compare.arms) >= {"sft_total", "sft_continued", "wmss", "control_uniform"}
     assert config.compare.reference == "sft_continued" and config.compare.seeds == [0, 1]
-    assert config.data.system_prompt == "reasoning" and config.compare.eval_kind == "numeric"
+    assert config.data.system_prompt is None and config.compare.eval_kind == "numeric"
 
 
 def test_full_preset_holds_out_at_least_500_problems():
