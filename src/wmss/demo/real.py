@@ -14,8 +14,10 @@ The design was fixed before any arm was compared:
 - Learning rate 1e-4 at batch 8: SmolLM2-135M-Instruct itself was tuned at 3e-4 to 1e-3 with batch 128 (the
   alignment-handbook `smollm2/sft/config_smol.yaml` recipe); a 16x smaller batch takes about a 4x smaller rate
   (square-root scaling), and M0 is already instruction-tuned, so the low end of that range.
-- bf16 autocast for training (float32 master weights): twice the training throughput of float32 on a CPU with
-  AMX/AVX-512-BF16. Evaluation and entropies stay float32.
+- bf16 autocast for training (float32 master weights) where the hardware has bf16 arithmetic: twice the training
+  throughput of float32 on a CPU with AMX/AVX-512-BF16. Elsewhere bf16 is emulated (a training step took ~30x
+  longer than the same step on AMX on an AVX2-only EPYC), so training stays float32 there. Evaluation and entropies
+  stay float32.
 - Training and held-out prompts use the model's own chat template (its default system line), not the paper's
   reasoning system prompt: those 60 extra tokens per problem would cost about 7 of the 40 minutes the full preset
   may take on 2 CPU cores (M0 solved 6 of the first 125 held-out problems either way).
@@ -29,6 +31,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from wmss.compare.arms import stage_slug
 from wmss.compare.evaluation import evaluate_model, load_eval_records
@@ -90,6 +94,14 @@ REAL_PRESETS: dict[str, RealPreset] = {
 }
 
 
+def native_bf16() -> bool:
+    """Whether this machine computes in bf16 natively (a CUDA GPU with bf16, or a CPU with AVX-512-BF16/AMX)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    # oneDNN's own check: the CPU kernels bf16 autocast would run are native only with these instructions.
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def real_config(preset: RealPreset, output: Path, model: Path, seeds: list[int]) -> RunConfig:
     """The `wmss compare` configuration of the study (task files inside `output`, M0 at `model`)."""
     common = {
@@ -98,7 +110,7 @@ def real_config(preset: RealPreset, output: Path, model: Path, seeds: list[int])
         "lr_scheduler_type": "cosine",
         "num_train_epochs": preset.epochs,
         "learning_rate": preset.learning_rate,
-        "bf16": True,
+        "bf16": native_bf16(),
         "logging_steps": 1,
         # A Trainer checkpoint of this model with its AdamW state is 1.6 GB (3.2 GB for joint training), only
         # useful to resume inside a stage of a few minutes: stages are resumed whole instead.
@@ -219,7 +231,8 @@ def _study_markdown(report: dict[str, Any]) -> str:
         f"{preset['n_test']} held-out word problems of {preset['min_steps']}-{preset['max_steps']} steps, "
         "prompted through the model's chat template. Phase 1 and Phase 3: "
         f"{preset['epochs']:g} epoch(s) each at lr {preset['learning_rate']:g} (cosine, warmup "
-        f"{preset['warmup_ratio']:g}, batch {preset['batch_size']}, bf16 autocast).",
+        f"{preset['warmup_ratio']:g}, batch {preset['batch_size']}, "
+        f"{'bf16 autocast' if study['bf16'] else 'float32: no native bf16 here'}).",
         "",
         regime_sentence(study["regime"]),
         "",
@@ -252,6 +265,7 @@ def run_real_demo(
         study: dict[str, Any] = {
             "preset": dataclasses.asdict(preset),
             "data_seed": data_seed,
+            "bf16": config.sft.bf16,
             "regime": {
                 "m0_accuracy": report["models"][M0]["accuracy"],
                 "m1_accuracy": report["models"][M1]["accuracy"],
