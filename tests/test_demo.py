@@ -36,6 +36,9 @@ def test_report_schema(smoke_demo):
     assert report["curriculum"]["effective_sample_size"] > 0
     assert set(report["diagnostics"]["m1"]) >= {"target_logit", "gap", "entropy", "max_prob"}
     assert report["demo"]["regime"]["n_train"] > 0
+    # The smoke preset's M0 is not the shipped one: pretrained, then mid-trained, in the run.
+    m0 = report["demo"]["m0_pretraining"]
+    assert m0["source"] == "pretrained in this run" and m0["midtrain_steps"] == 2
     for stage in ("seed0.sft", "seed0.entropy_weak", "seed0.curriculum", "seed0.wmss", "seed0.sft_continued"):
         assert report["timings_s"][stage] >= 0
     markdown = (smoke_demo / "report.md").read_text()

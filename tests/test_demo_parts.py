@@ -10,7 +10,7 @@ import pytest
 
 from wmss.demo.presets import PRESETS, DemoPreset
 from wmss.demo.recipe import read_recipe
-from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
+from wmss.demo.task import easier_problems, make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import SPECIAL_TOKENS, build_demo_tokenizer
 
 STEP = re.compile(r"(\d+)([+-])(\d+)=(\d+)\.")
@@ -158,6 +158,38 @@ def test_worked_examples_in_the_corpus_are_chats_of_easier_problems_never_held_o
     assert not any(doc.split("\n")[1].split("<|im_end|>")[0] in held_out for doc in worked)
 
 
+def test_easier_problems_are_short_clean_correct_and_never_held_out():
+    task = make_task(seed=2, n_train=50, n_test=300, min_steps=1, max_steps=4, distractor_prob=0.3)
+    problems = easier_problems(seed=2, n=400, max_steps=2, exclude=task.test_keys)
+    assert problems == easier_problems(seed=2, n=400, max_steps=2, exclude=task.test_keys)
+    assert {answer.count("=") for _, answer in problems} == {1, 2}
+    assert not any(word in q for q, _ in problems for word in ("dollars", "miles", "years old"))
+    for _, answer in problems:
+        steps = STEP.findall(answer)
+        for left, op, right, result in steps:
+            assert (int(left) + int(right) if op == "+" else int(left) - int(right)) == int(result)
+        assert answer.endswith(f"<answer>{steps[-1][3]}</answer>")
+    held_out = {record["question"] for record in task.test}
+    assert not any(question in held_out for question, _ in problems)
+
+
+def test_mid_training_loss_covers_exactly_the_worked_solution(tokenizer):
+    from wmss.demo.base_model import _completion_examples
+    from wmss.demo.cli import chat_prompt, chat_text
+
+    question, answer = easier_problems(seed=0, n=1)[0]
+    (example,) = _completion_examples(
+        tokenizer, [(chat_prompt(tokenizer, question), chat_text(tokenizer, question, answer))]
+    )
+    trained = [
+        token for token, label in zip(example["input_ids"], example["labels"], strict=True) if label != -100
+    ]
+    assert tokenizer.decode(trained) == answer + "<|im_end|>\n"
+    assert example["labels"][: -len(trained)] == [-100] * (len(example["labels"]) - len(trained))
+    with pytest.raises(ValueError, match="does not start with its prompt"):
+        _completion_examples(tokenizer, [("other prompt", chat_text(tokenizer, question, answer))])
+
+
 def test_pretrain_base_model_is_loadable_and_deterministic(tmp_path, tokenizer):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -173,6 +205,8 @@ def test_pretrain_base_model_is_loadable_and_deterministic(tmp_path, tokenizer):
         head_dim=16,
         pretrain_block_size=32,
         pretrain_batch_size=4,
+        pretrain_steps=3,
+        pretrain_warmup_steps=1,
     )
     corpus = pretraining_corpus(seed=0, n=8)
     first = pretrain_base_model(tokenizer, corpus, tmp_path / "a", micro, seed=1, recipe={"r": 1})

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from wmss.demo.cli import prepare_task_and_base_model
+import pytest
+from transformers import AutoTokenizer
+
+from wmss.cli import main
+from wmss.demo import cli as demo_cli
+from wmss.demo.cli import SHIPPED_M0, prepare_task_and_base_model, task_and_corpus
 from wmss.demo.presets import PRESETS
-from wmss.demo.recipe import RECIPE_FILE, m0_recipe
+from wmss.demo.recipe import RECIPE_FILE, m0_recipe, read_recipe
+from wmss.demo.tokenizer import build_demo_tokenizer
 from wmss.io import read_json
 
 
@@ -17,6 +23,7 @@ def test_recipe_changes_with_anything_m0_depends_on_and_not_with_the_rest():
     assert m0_recipe(dataclasses.replace(preset, hidden_size=32), 0, ["a", "b"]) != base
     assert m0_recipe(preset, 1, ["a", "b"]) != base
     assert m0_recipe(preset, 0, ["a", "c"]) != base
+    assert m0_recipe(preset, 0, ["a", "b"], [("q", "q a")]) != base
 
 
 def test_m0_is_reused_for_its_recipe_and_rebuilt_for_another(tmp_path):
@@ -30,3 +37,48 @@ def test_m0_is_reused_for_its_recipe_and_rebuilt_for_another(tmp_path):
     prepare_task_and_base_model(dataclasses.replace(preset, corpus_size=2 * preset.corpus_size), tmp_path, 0)
     after = read_json(tmp_path / "m0" / RECIPE_FILE)["recipe"]
     assert after != before and after["preset"]["corpus_size"] == 2 * preset.corpus_size
+
+
+def test_shipped_m0_is_the_default_presets_for_data_seed_0():
+    # Guards against a change to the task, corpus or preset that leaves the shipped M0 stale (make demo-m0).
+    tokenizer = build_demo_tokenizer()
+    preset = PRESETS["default"]
+    _, corpus, easier = task_and_corpus(preset, 0, tokenizer)
+    assert read_recipe(SHIPPED_M0) == m0_recipe(preset, 0, corpus, easier)
+    config = read_json(SHIPPED_M0 / "config.json")
+    assert (config["hidden_size"], config["num_hidden_layers"]) == (
+        preset.hidden_size,
+        preset.num_hidden_layers,
+    )
+    assert AutoTokenizer.from_pretrained(SHIPPED_M0).get_vocab() == tokenizer.get_vocab()
+
+
+def test_a_shipped_m0_with_the_recipe_is_copied_not_pretrained(tmp_path, monkeypatch):
+    preset = PRESETS["smoke"]
+    assert (
+        main(
+            [
+                "demo",
+                "--preset",
+                "smoke",
+                "--build-m0",
+                str(tmp_path / "shipped"),
+                "--output",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    monkeypatch.setattr(demo_cli, "SHIPPED_M0", tmp_path / "shipped")
+
+    def never(*args, **kwargs):
+        raise AssertionError("M0 was pretrained although the shipped one has its recipe")
+
+    monkeypatch.setattr(demo_cli, "pretrain_base_model", never)
+    info = prepare_task_and_base_model(preset, tmp_path / "run", 0)
+    assert info["source"].startswith("shipped")
+    copied = tmp_path / "run" / "m0" / "model.safetensors"
+    assert copied.read_bytes() == (tmp_path / "shipped" / "model.safetensors").read_bytes()
+    # Another data seed has another recipe: the shipped M0 does not fit and M0 is pretrained.
+    with pytest.raises(AssertionError, match="pretrained"):
+        prepare_task_and_base_model(preset, tmp_path / "other", 1)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import (
+    DataCollatorForSeq2Seq,
     GenerationConfig,
     PreTrainedTokenizerBase,
     Qwen3Config,
@@ -19,6 +21,7 @@ from transformers import (
     set_seed,
 )
 
+from wmss.defaults import IGNORE_INDEX
 from wmss.demo.presets import DemoPreset
 from wmss.demo.recipe import RECIPE_FILE
 from wmss.demo.tokenizer import IM_END
@@ -60,6 +63,45 @@ def _packed_blocks(
     return [{"input_ids": block, "labels": block} for block in blocks]
 
 
+def _completion_examples(
+    tokenizer: PreTrainedTokenizerBase, chats: list[tuple[str, str]]
+) -> list[dict[str, list[int]]]:
+    # (prompt, full chat) pairs: the loss covers only what follows the prompt, the worked solution.
+    examples = []
+    for prompt, chat in chats:
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(chat, add_special_tokens=False)["input_ids"]
+        if ids[: len(prompt_ids)] != prompt_ids:
+            raise ValueError(f"the chat does not start with its prompt: {chat!r}")
+        labels = [IGNORE_INDEX] * len(prompt_ids) + ids[len(prompt_ids) :]
+        examples.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
+    return examples
+
+
+def _train(
+    model: Qwen3ForCausalLM, dataset: Any, preset: DemoPreset, seed: int, collator: Any = None, **kwargs: Any
+) -> Any:
+    with tempfile.TemporaryDirectory(prefix="wmss-demo-m0-") as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            per_device_train_batch_size=preset.pretrain_batch_size,
+            # A constant rate after a fixed warmup: the first k steps of a longer run are the k-step recipe.
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=preset.pretrain_warmup_steps,
+            weight_decay=0.0,
+            logging_steps=max(1, kwargs["max_steps"] // 10),
+            save_strategy="no",
+            report_to=[],
+            seed=seed,
+            data_seed=seed,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),
+            **kwargs,
+        )
+        return Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator).train()
+
+
 def pretrain_base_model(
     tokenizer: PreTrainedTokenizerBase,
     corpus: list[str],
@@ -67,8 +109,10 @@ def pretrain_base_model(
     preset: DemoPreset,
     seed: int,
     recipe: dict[str, Any],
+    easier: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Pretrain M0 on `corpus` (causal LM); save model, tokenizer, generation config and recipe to `output_dir`."""
+    """Pretrain M0 on `corpus` (causal LM), then mid-train it on `easier` (prompt, chat) pairs (completion-only
+    loss); save model, tokenizer, generation config and recipe to `output_dir`."""
     began = time.time()
     output_dir = Path(output_dir)
     set_seed(seed)
@@ -80,37 +124,32 @@ def pretrain_base_model(
         do_sample=False,
     )
     dataset = _packed_blocks(tokenizer, corpus, preset.pretrain_block_size)
-    with tempfile.TemporaryDirectory(prefix="wmss-demo-pretrain-") as scratch:
-        args = TrainingArguments(
-            output_dir=scratch,
-            num_train_epochs=preset.pretrain_epochs,
-            per_device_train_batch_size=preset.pretrain_batch_size,
-            learning_rate=preset.pretrain_learning_rate,
-            lr_scheduler_type="cosine",
-            warmup_steps=preset.warmup_ratio,  # transformers 5 reads a float in [0, 1) as a ratio
-            weight_decay=0.0,
-            logging_steps=max(1, len(dataset) // preset.pretrain_batch_size // 5),
-            save_strategy="no",
-            report_to=[],
-            seed=seed,
-            data_seed=seed,
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            dataloader_pin_memory=torch.cuda.is_available(),
-        )
-        result = Trainer(model=model, args=args, train_dataset=dataset).train()
-    logger.info(
-        "pretrained M0 on %d blocks of %d tokens: train loss %.3f in %.1f s",
-        len(dataset),
-        preset.pretrain_block_size,
-        result.training_loss,
-        result.metrics["train_runtime"],
+    result = _train(
+        model,
+        dataset,
+        preset,
+        seed,
+        max_steps=preset.pretrain_steps,
+        learning_rate=preset.pretrain_learning_rate,
     )
-    record = {
+    logger.info("pretrained M0 for %d steps: train loss %.3f", result.global_step, result.training_loss)
+    record: dict[str, Any] = {
         "train_loss": round(result.training_loss, 4),
         "optimizer_steps": result.global_step,
-        "seconds": round(time.time() - began, 1),
     }
+    if preset.midtrain_steps:
+        midtrain = _train(
+            model,
+            _completion_examples(tokenizer, list(easier)),
+            preset,
+            seed,
+            max_steps=preset.midtrain_steps,
+            learning_rate=preset.midtrain_learning_rate,
+            collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX),
+        )
+        logger.info("mid-trained M0 for %d steps: loss %.3f", midtrain.global_step, midtrain.training_loss)
+        record |= {"midtrain_loss": round(midtrain.training_loss, 4), "midtrain_steps": midtrain.global_step}
+    record["seconds"] = round(time.time() - began, 1)
     with atomic_directory(output_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

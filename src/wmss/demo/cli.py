@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,19 @@ from wmss.demo.base_model import pretrain_base_model
 from wmss.demo.presets import DEMO_ARMS, PRESETS, DemoPreset
 from wmss.demo.real import REAL_PRESETS
 from wmss.demo.recipe import RECIPE_FILE, m0_recipe, read_recipe
-from wmss.demo.task import make_task, pretraining_corpus, write_jsonl
+from wmss.demo.task import DemoTask, easier_problems, make_task, pretraining_corpus, write_jsonl
 from wmss.demo.tokenizer import build_demo_tokenizer
-from wmss.io import atomic_write_json, read_json
+from wmss.io import atomic_directory, atomic_write_json, read_json
 from wmss.phases.common import StageLayout
+from wmss.prompts import apply_template
 from wmss.training import read_metrics
 
 logger = logging.getLogger(__name__)
 
 M0_INFO = "m0_pretraining.json"
+# The default preset's M0 for data seed 0, built by `make demo-m0`: like the paper's Qwen3-Base, M0 comes
+# pretrained, so its pretraining is not part of the demo's run time. Any other recipe is pretrained on the spot.
+SHIPPED_M0 = Path(__file__).parent / "m0"
 
 
 def demo_settings(preset: DemoPreset, seeds: list[int]) -> dict[str, Any]:
@@ -73,11 +78,11 @@ def demo_config(preset: DemoPreset, output: Path, seeds: list[int]) -> RunConfig
     return load_config(None, values={**demo_settings(preset, seeds), **paths})
 
 
-def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int) -> dict[str, Any]:
-    """Write the tokenizer, the task's splits and the pretrained M0 under `output`; M0 is rebuilt only when its
-    recipe (preset sizes, data seed, corpus) changed."""
-    info_path = output / M0_INFO
-    tokenizer = build_demo_tokenizer(output / "tokenizer")
+def task_and_corpus(
+    preset: DemoPreset, data_seed: int, tokenizer: Any
+) -> tuple[DemoTask, list[str], list[tuple[str, str]]]:
+    """The task's splits, M0's pretraining corpus and its mid-training (prompt, chat) pairs; neither of the last two
+    holds a held-out problem's arithmetic."""
     task = make_task(
         data_seed,
         preset.n_train,
@@ -88,8 +93,6 @@ def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int
         max_operand=preset.max_operand,
         distractor_prob=preset.distractor_prob,
     )
-    write_jsonl(task.train, output / "data" / "train.jsonl")
-    write_jsonl(task.test, output / "data" / "test.jsonl")
     corpus = pretraining_corpus(
         data_seed,
         preset.corpus_size,
@@ -101,12 +104,48 @@ def prepare_task_and_base_model(preset: DemoPreset, output: Path, data_seed: int
         render=lambda question, answer: chat_text(tokenizer, question, answer),
         exclude=task.test_keys,
     )
-    recipe = m0_recipe(preset, data_seed, corpus)
-    m0 = output / "m0"
+    easier = easier_problems(
+        data_seed,
+        preset.midtrain_problems if preset.midtrain_steps else 0,
+        max_start=preset.max_start,
+        max_operand=preset.max_operand,
+        max_steps=preset.worked_max_steps,
+        exclude=task.test_keys,
+    )
+    chats = [
+        (chat_prompt(tokenizer, question), chat_text(tokenizer, question, answer))
+        for question, answer in easier
+    ]
+    return task, corpus, chats
+
+
+def prepare_task_and_base_model(
+    preset: DemoPreset, output: Path, data_seed: int, *, m0_dir: Path | None = None
+) -> dict[str, Any]:
+    """Write the tokenizer, the task's splits and M0 under `output`: M0 is kept while its recipe (preset sizes,
+    data seed, corpus) holds, copied from the shipped one when that has the recipe, else pretrained here.
+    `m0_dir` pretrains M0 into that directory instead, whatever exists."""
+    tokenizer = build_demo_tokenizer(output / "tokenizer")
+    task, corpus, easier = task_and_corpus(preset, data_seed, tokenizer)
+    write_jsonl(task.train, output / "data" / "train.jsonl")
+    write_jsonl(task.test, output / "data" / "test.jsonl")
+    recipe = m0_recipe(preset, data_seed, corpus, easier)
+    if m0_dir is not None:
+        pretrain_base_model(tokenizer, corpus, m0_dir, preset, data_seed, recipe, easier)
+        return read_json(m0_dir / RECIPE_FILE)["pretraining"]
+    info_path, m0 = output / M0_INFO, output / "m0"
     if (m0 / "config.json").is_file() and info_path.is_file() and read_recipe(m0) == recipe:
         return read_json(info_path)
-    pretrain_base_model(tokenizer, corpus, m0, preset, data_seed, recipe)
+    if read_recipe(SHIPPED_M0) == recipe:
+        with atomic_directory(m0) as tmp:
+            shutil.copytree(SHIPPED_M0, tmp, dirs_exist_ok=True)
+        source = "shipped with wmss (make demo-m0 rebuilds it)"
+    else:
+        logger.info("pretraining M0 for %d steps (the shipped M0 has another recipe)", preset.pretrain_steps)
+        pretrain_base_model(tokenizer, corpus, m0, preset, data_seed, recipe, easier)
+        source = "pretrained in this run"
     info = {
+        "source": source,
         "data_seed": data_seed,
         "corpus_documents": len(corpus),
         **read_json(m0 / RECIPE_FILE)["pretraining"],
@@ -120,6 +159,11 @@ def chat_text(tokenizer: Any, question: str, answer: str) -> str:
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], tokenize=False
     )
+
+
+def chat_prompt(tokenizer: Any, question: str) -> str:
+    """The generation prompt of a problem, exactly as evaluation renders it (no system prompt)."""
+    return apply_template(tokenizer, [{"role": "user", "content": question}], None)[0]
 
 
 def _final_sft_loss(output: Path, seed: int) -> float | None:
@@ -171,6 +215,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first training seed")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the task and of M0's pretraining")
     parser.add_argument(
+        "--build-m0",
+        metavar="DIR",
+        help="only pretrain the preset's M0 into DIR (make demo-m0 rebuilds the shipped one this way)",
+    )
+    parser.add_argument(
         "--data-dir",
         help="benchmark files (e.g. ../shared/benchmarks) for the real-model preset's transfer check",
     )
@@ -182,6 +231,12 @@ def run_cli(args: argparse.Namespace) -> None:
         real.run_cli(args)
         return
     output = Path(args.output)
+    if args.build_m0:
+        info = prepare_task_and_base_model(
+            PRESETS[args.preset], output, args.data_seed, m0_dir=Path(args.build_m0)
+        )
+        print(f"M0 pretrained into {args.build_m0}: {info}")
+        return
     seeds = list(range(args.seed, args.seed + args.seeds))
     report = run_demo(args.preset, output, seeds, args.data_seed)
     regime = report["demo"]["regime"]

@@ -2,7 +2,12 @@
 
 The design follows the paper's regime, fixed before any arm was compared:
 - M0 is a base model in the paper's sense: pretraining on arithmetic text plus worked solutions of EASIER problems
-  (1-2 steps, no distractors) in the chat and <think>/<answer> format, so it knows the format and part of the skill.
+  (1-2 steps, no distractors) in the chat and <think>/<answer> format, so it knows the format, then mid-training
+  on such worked solutions with a completion-only loss, so it has part of the skill. Like the paper's Qwen3-Base,
+  it comes pretrained: the default's M0 ships with wmss (`make demo-m0` rebuilds it).
+- How long M0 is mid-trained was fixed by a rule written down before the run that applied it: the first multiple
+  of 250 steps at which M0 solves at least 20% (the middle of the 10-40% "clear minority" band) of the first 300
+  held-out problems, else 3,000. A constant rate after warmup makes that checkpoint the recipe's own result.
 - The task is heterogeneous (1-4 steps, up to two distractor sentences), so per-sample entropies differ and the
   curriculum (Eq. 10) has something to weigh.
 - Phase 1 and Phase 3 get the same epochs at the same learning-rate schedule (Table 1: "a total of 2 epochs" for
@@ -36,14 +41,22 @@ class DemoPreset:
     num_key_value_heads: int = 2
     head_dim: int = 32
     max_position_embeddings: int = 320
-    # Pretraining M0 (plain causal LM on packed blocks): arithmetic text and worked easier problems.
+    # Pretraining M0 (plain causal LM on packed blocks): arithmetic text and worked easier problems. A constant
+    # rate after a fixed warmup makes the first k steps of a longer run the k-step recipe, so the step count could
+    # be read off one run's accuracy curve (see PRETRAIN_STEPS_RULE).
     corpus_size: int = 1500
     worked_fraction: float = 0.5  # share of corpus documents that are chat-formatted worked solutions
     worked_max_steps: int = 2
-    pretrain_epochs: float = 2.0
+    pretrain_steps: int = 200
+    pretrain_warmup_steps: int = 50
     pretrain_block_size: int = 128
     pretrain_batch_size: int = 16
     pretrain_learning_rate: float = 3e-3
+    # Mid-training M0 (completion-only loss) on worked solutions of easier problems, as base models are mid-trained
+    # on instruction data: pretraining alone taught the format but never to copy the question's numbers.
+    midtrain_problems: int = 20000
+    midtrain_steps: int = 0
+    midtrain_learning_rate: float = 1e-3
     # Phase 1 (SFT M0 -> M1) and Phase 3 (joint training, and every continued arm): the same epochs and schedule.
     epochs: float = 3.0
     learning_rate: float = 1e-3
@@ -68,11 +81,15 @@ PRESETS: dict[str, DemoPreset] = {
         num_key_value_heads=1,
         head_dim=32,
         corpus_size=32,
-        pretrain_epochs=1.0,
+        pretrain_steps=4,
+        pretrain_warmup_steps=1,
+        midtrain_problems=32,
+        midtrain_steps=2,
         epochs=1.0,
         eval_batch_size=16,
         max_new_tokens=40,
         diagnostics_samples=8,
     ),
-    "default": DemoPreset(n_train=800, n_test=1000),
+    # M0 reached 21.0% of the first 300 held-out problems at 1,750 mid-training steps (17.3% at 1,500).
+    "default": DemoPreset(n_train=800, n_test=1000, midtrain_steps=1750),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,21 @@ _NOT_M0 = frozenset(
 )
 
 
-def m0_recipe(preset: DemoPreset, data_seed: int, corpus: list[str]) -> dict[str, Any]:
-    """Everything M0's weights depend on: its preset fields, the data seed and the corpus' hash."""
+def m0_recipe(
+    preset: DemoPreset, data_seed: int, corpus: list[str], easier: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """Everything M0's weights depend on: its preset fields, the data seed, the corpus' and mid-training data's hash."""
     fields = {k: v for k, v in dataclasses.asdict(preset).items() if k not in _NOT_M0}
-    digest = hashlib.sha256("\x00".join(corpus).encode("utf-8")).hexdigest()
-    return {"preset": fields, "data_seed": data_seed, "corpus_sha256": digest}
+    return {
+        "preset": fields,
+        "data_seed": data_seed,
+        "corpus_sha256": _digest(corpus),
+        "midtrain_sha256": _digest([f"{prompt}\x01{chat}" for prompt, chat in easier]),
+    }
+
+
+def _digest(texts: list[str]) -> str:
+    return hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
 
 
 def read_recipe(model_dir: Path) -> dict[str, Any] | None:

@@ -127,6 +127,29 @@ def completion(think: str, answer: int) -> str:
     return f"<think>{think}</think><answer>{answer}</answer>"
 
 
+def easier_problems(
+    seed: int,
+    n: int,
+    *,
+    max_start: int = 60,
+    max_operand: int = 30,
+    max_steps: int = 2,
+    exclude: frozenset[tuple[int, tuple[Step, ...]]] = frozenset(),
+) -> list[tuple[str, str]]:
+    """`n` (question, worked solution) pairs of easier problems (at most `max_steps` steps, no distractors), none
+    with a held-out problem's arithmetic: the instruction data M0 is mid-trained on."""
+    rng = random.Random(f"wmss-demo-easier:{seed}")  # its own stream: the task never changes with it
+    problems = []
+    while len(problems) < n:
+        start = rng.randint(1, max_start)
+        steps = _draw_steps(rng, start, rng.randint(1, max_steps), max_operand)
+        if (start, steps) in exclude:
+            continue
+        think, answer = _solve(start, steps)
+        problems.append((_question(rng, start, steps), completion(think, answer)))
+    return problems
+
+
 def pretraining_corpus(
     seed: int,
     n: int,
