@@ -139,15 +139,28 @@ def easier_problems(
     """`n` (question, worked solution) pairs of easier problems (at most `max_steps` steps, no distractors), none
     with a held-out problem's arithmetic: the instruction data M0 is mid-trained on."""
     rng = random.Random(f"wmss-demo-easier:{seed}")  # its own stream: the task never changes with it
-    problems = []
+    problems: list[tuple[str, str]] = []
     while len(problems) < n:
-        start = rng.randint(1, max_start)
-        steps = _draw_steps(rng, start, rng.randint(1, max_steps), max_operand)
-        if (start, steps) in exclude:
-            continue
-        think, answer = _solve(start, steps)
-        problems.append((_question(rng, start, steps), completion(think, answer)))
+        problem = _easier_problem(rng, max_start, max_operand, max_steps, exclude)
+        if problem is not None:
+            problems.append(problem)
     return problems
+
+
+def _easier_problem(
+    rng: random.Random,
+    max_start: int,
+    max_operand: int,
+    max_steps: int,
+    exclude: frozenset[tuple[int, tuple[Step, ...]]],
+) -> tuple[str, str] | None:
+    """One (question, worked solution) of at most `max_steps` steps, or None when it is a held-out problem's."""
+    start = rng.randint(1, max_start)
+    steps = _draw_steps(rng, start, rng.randint(1, max_steps), max_operand)
+    if (start, steps) in exclude:
+        return None
+    think, answer = _solve(start, steps)
+    return _question(rng, start, steps), completion(think, answer)
 
 
 def pretraining_corpus(
@@ -170,12 +183,9 @@ def pretraining_corpus(
     while len(documents) < n:
         if render is not None and rng.random() < worked_fraction:
             # A base model in the paper's sense has seen the format and solved easier problems like these.
-            start = rng.randint(1, max_start)
-            steps = _draw_steps(rng, start, rng.randint(1, worked_max_steps), max_operand)
-            if (start, steps) in exclude:  # never a held-out problem's arithmetic
-                continue
-            think, answer = _solve(start, steps)
-            documents.append(render(_question(rng, start, steps), completion(think, answer)))
+            problem = _easier_problem(rng, max_start, max_operand, worked_max_steps, exclude)
+            if problem is not None:
+                documents.append(render(*problem))
             continue
         pieces = []
         for _ in range(8):
