@@ -89,7 +89,8 @@ REAL_PRESETS: dict[str, RealPreset] = {
         transfer_problems=4,
     ),
     # Sized from measured stage times to fit 40 minutes per seed on 2 idle CPU cores with bf16 (about 35; about 50 in
-    # float32 on an AVX2-only CPU, README): 12 optimizer steps of 8 problems per phase, and the 500 held-out problems the evaluation of six models spends most of that on.
+    # float32 on an AVX2-only CPU, README): 12 optimizer steps of 8 problems per phase, and the 500 held-out problems
+    # the evaluation of six models spends most of that on.
     "smollm2": RealPreset(n_train=96, n_test=500),
 }
 
