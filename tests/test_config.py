@@ -53,7 +53,7 @@ def test_saved_config_round_trips(tmp_path):
         (["sft.learning_rate=fast"], "'sft.learning_rate'"),
         (["data.train=./missing.jsonl"], "'data.train': path does not exist: ./missing.jsonl"),
         (["model.base=/no/such/model"], "'model.base': path does not exist"),
-        (["wmss.weighting=magic"], "'wmss.weighting' must be one of paper, brownboost"),
+        (["wmss.weighting=magic"], "'wmss.weighting' must be one of authors_code, paper_eq10, brownboost"),
         (["data.overlong=wrap"], "'data.overlong' must be one of truncate, drop"),
         (["wmss"], "must look like section.key=value"),
         (["wmss=3"], "'wmss' in the configuration (with overrides) must be a mapping"),

@@ -18,6 +18,7 @@ from wmss.curriculum import (
     compute_weights,
     curriculum_stats,
     curriculum_weights,
+    effective_sample_sizes,
     entropy_gap,
     sample_active_set,
 )
@@ -93,16 +94,80 @@ def test_brownboost_by_hand() -> None:
         brownboost_weights([1.0], [1.0], c=0.0)
 
 
+def naive_eq10(
+    h_weak: list[float], h_strong: list[float], a: float, b: float, g: float, per_term: bool
+) -> list:
+    """Both readings of Eq. 10 with python floats, term by term."""
+    n = len(h_weak)
+    terms = [
+        [max(w, 0.0) for w in h_weak],
+        [max(w - s, 0.0) for w, s in zip(h_weak, h_strong, strict=True)],
+        [max(s - w, 0.0) for w, s in zip(h_weak, h_strong, strict=True)],
+    ]
+    p = [0.0] * n
+    for coef, term in zip((a, b, g), terms, strict=True):
+        total = math.fsum(term)
+        if coef > 0 and total > 0:
+            for i in range(n):
+                p[i] += coef * (term[i] / total if per_term else term[i])
+    total = math.fsum(p)
+    return [v / total for v in p] if total > 0 else [1.0 / n] * n  # no signal: uniform
+
+
+def test_paper_eq10_by_hand() -> None:
+    # dH = [-0.5, 0.5, 0]: 0.1·[1,2,1] + 0.8·[0.5,0,0] + 0.1·[0,0.5,0] = [.5, .25, .1], normalised once.
+    got = curriculum_weights(H_WEAK, H_STRONG, normalization="single")
+    assert got.tolist() == pytest.approx([0.5 / 0.85, 0.25 / 0.85, 0.1 / 0.85], abs=1e-15)
+    np.testing.assert_array_equal(compute_weights("paper_eq10", H_WEAK, H_STRONG), got)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.floats(0.0, 5.0), st.floats(0.0, 5.0)), min_size=1, max_size=20),
+    a=st.floats(0.0, 1.0),
+    b=st.floats(0.0, 1.0),
+    g=st.floats(0.0, 1.0),
+)
+def test_both_readings_match_a_float64_twin(pairs: list, a: float, b: float, g: float) -> None:
+    weak, strong = [w for w, _ in pairs], [s for _, s in pairs]
+    assume(a + b + g > 0.01)
+    for per_term, name in ((True, "authors_code"), (False, "paper_eq10")):
+        want = naive_eq10(weak, strong, a, b, g, per_term)
+        assume(all(math.isfinite(v) for v in want))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CurriculumWarning)
+            got = compute_weights(name, weak, strong, alpha=a, beta=b, gamma=g)
+        assert got.tolist() == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_per_term_concentrates_more_when_few_entropies_fell() -> None:
+    # One sample of 100 lost a little entropy; every other one gained some.
+    weak = [1.0] * 100
+    strong = [0.9] + [1.5] * 99
+    sizes = effective_sample_sizes(weak, strong)
+    assert sizes["authors_code"] < 2.0  # β's 0.8 of the mass lands on sample 0
+    assert sizes["paper_eq10"] > 80.0
+
+
 def test_compute_weights_dispatch() -> None:
-    assert set(WEIGHTINGS) == {"paper", "brownboost"}
+    assert set(WEIGHTINGS) == {"authors_code", "paper_eq10", "brownboost"}
     np.testing.assert_array_equal(
-        compute_weights("paper", H_WEAK, H_STRONG, beta=0.5), curriculum_weights(H_WEAK, H_STRONG, beta=0.5)
+        compute_weights("authors_code", H_WEAK, H_STRONG, beta=0.5),
+        curriculum_weights(H_WEAK, H_STRONG, beta=0.5),
     )
     np.testing.assert_array_equal(
         compute_weights("brownboost", H_WEAK, H_STRONG, c=2.0), brownboost_weights(H_WEAK, H_STRONG, c=2.0)
     )
-    with pytest.raises(ConfigError, match=r"'adaboost'.*brownboost, paper"):
+    with pytest.raises(ConfigError, match=r"'adaboost'.*authors_code, brownboost, paper_eq10"):
         compute_weights("adaboost", H_WEAK, H_STRONG)
+    with pytest.raises(ValueError, match="normalization"):
+        curriculum_weights(H_WEAK, H_STRONG, normalization="twice")
+
+
+def test_the_old_name_paper_still_works_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match="'paper' is now called 'authors_code'"):
+        got = compute_weights("paper", H_WEAK, H_STRONG)
+    np.testing.assert_array_equal(got, compute_weights("authors_code", H_WEAK, H_STRONG))
 
 
 entropies = st.lists(st.floats(0.0, 20.0), min_size=1, max_size=30)

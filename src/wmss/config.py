@@ -17,12 +17,12 @@ from typing import Any
 import yaml
 
 from wmss import defaults
+from wmss.curriculum import DEPRECATED_WEIGHTINGS, WEIGHTINGS, resolve_weighting
 from wmss.errors import ConfigError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATA_FORMATS = ("auto", "chat", "prompt_completion")
 OVERLONG_POLICIES = ("truncate", "drop")
-WEIGHTINGS = ("paper", "brownboost")
 WEAK_CONTROLS = ("none", "uniform", "shuffled")
 LOSS_TOKENS = ("completion", "all")
 LOW_PRECISION_DTYPES = ("bfloat16", "float16")
@@ -97,7 +97,9 @@ class WMSSParams:
     gamma: float = defaults.GAMMA
     lam: float = defaults.LAMBDA
     sample_multiplier: float = 1.0  # active set size = round(multiplier * n)
-    weighting: str = "paper"  # paper (Eq. 10) | brownboost
+    # authors_code (Eq. 10, each term normalised by its own sum, as the authors' code) | paper_eq10 (Eq. 10 as
+    # printed: one normalisation over samples) | brownboost. The old name "paper" means authors_code.
+    weighting: str = "authors_code"
     weak_trainable: bool = True  # co-train the weak model (paper) or freeze it
     rounds: int = 1  # K in Algorithm 1
     seed: int = 42
@@ -146,6 +148,8 @@ class CompareConfig:
     undial_noise: bool = False  # UNDIAL as the WMSS paper describes it: beta scaled by Gaussian noise
     label_smoothing: float = 0.1
     high_lr_factor: float = 2.0  # sft_high_lr: this multiple of the joint learning rate
+    sampling_problems: int = 0  # the first N evaluation problems are also sampled sampling_n times (0: skip)
+    sampling_n: int = 8
 
 
 @dataclass
@@ -328,8 +332,9 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"'wmss.sample_multiplier' must be > 0, got {w.sample_multiplier}")
     if w.rounds < 1:
         raise ConfigError(f"'wmss.rounds' must be >= 1, got {w.rounds}")
-    if w.weighting not in WEIGHTINGS:
+    if w.weighting not in WEIGHTINGS and w.weighting not in DEPRECATED_WEIGHTINGS:
         raise ConfigError(f"'wmss.weighting' must be one of {', '.join(WEIGHTINGS)}, got {w.weighting!r}")
+    w.weighting = resolve_weighting(w.weighting)
     _choice("wmss.weak_control", w.weak_control, WEAK_CONTROLS)
     for name in ("entropy_batch_size", "loss_chunk_size"):
         if getattr(w, name) < 1:

@@ -1,8 +1,17 @@
 """Entropy-gap curriculum: which samples Phase 3 trains on, and how often (Eq. 9-10).
 
-dH_i = H_strong(i) - H_weak(i) (Eq. 9). Eq. 10 mixes three normalised signals: how uncertain the weak model
-is (α), where the strong model became more confident than the weak one (β, on [-dH]+) and where it became
-less confident (γ, on [dH]+). The active set is drawn with replacement from the resulting distribution.
+dH_i = H_strong(i) - H_weak(i) (Eq. 9). Eq. 10 mixes three signals: how uncertain the weak model is (α), where
+the strong model became more confident than the weak one (β, on [-dH]+) and where it became less confident (γ, on
+[dH]+). The active set is drawn with replacement from the resulting distribution.
+
+Eq. 10 has two readings, both here under names that say which:
+- `paper_eq10` (normalization="single"): the equation as printed, p_i ∝ α·H_weak + β·[-dH]+ + γ·[dH]+,
+  normalised once over i. A term's pull is proportional to its raw size.
+- `authors_code` (normalization="per_term", the default): the authors' code, which divides each term by its own
+  sum over i before mixing, so β's 0.8 of the mass goes to the samples with [-dH]+ > 0 however few they are and
+  however small their entropy drop. This concentrates the draws far more when few samples' entropy fell.
+The default reproduces the code that produced the paper's numbers; `paper_eq10` is what the paper says. Reports
+give the effective sample size under both. The old name `paper` means `authors_code` (with a FutureWarning).
 
 `brownboost_weights` approximates the BrownBoost-style alternative the authors mention; their code is not
 public, so it mirrors the idea, not their exact formula: w_i ∝ exp(-(m_i + c)² / c) with margin
@@ -62,25 +71,31 @@ def entropy_gap(h_weak: ArrayLike, h_strong: ArrayLike) -> np.ndarray:
     return strong - weak
 
 
+NORMALIZATIONS = ("per_term", "single")
+
+
 def curriculum_weights(
     h_weak: ArrayLike,
     h_strong: ArrayLike,
     alpha: float = defaults.ALPHA,
     beta: float = defaults.BETA,
     gamma: float = defaults.GAMMA,
+    normalization: str = "per_term",
 ) -> np.ndarray:
-    """Sampling distribution of Eq. 10 (float64, sums to 1); uniform with a CurriculumWarning if all terms vanish."""
+    """Sampling distribution of Eq. 10 (float64, sums to 1), per_term (authors' code) or single (as printed)."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     coefs = [_coefficient(k, v) for k, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma))]
     if sum(coefs) == 0:
         raise ValueError("alpha, beta and gamma are all 0; at least one must be > 0")
     weak, strong = _entropy_pair(h_weak, h_strong)
     gap = strong - weak
     p = np.zeros_like(weak)
-    # Each term is normalised by its own sum, as in the authors' code; an all-zero term carries no signal.
     for coef, term in zip(coefs, (weak, np.maximum(-gap, 0.0), np.maximum(gap, 0.0)), strict=True):
         total = term.sum()
+        # Per term, an all-zero term carries no signal (its share is dropped, not spread uniformly).
         if coef > 0 and total > 0:
-            p += coef * term / total
+            p += coef * (term / total if normalization == "per_term" else term)
     if p.sum() == 0:
         warnings.warn(
             "curriculum: every weighted term is zero (no weak-model entropy and no entropy gap); "
@@ -104,17 +119,54 @@ def brownboost_weights(h_weak: ArrayLike, h_strong: ArrayLike, c: float = 1.0) -
     return w / w.sum()
 
 
+def authors_code_weights(h_weak: ArrayLike, h_strong: ArrayLike, **coefs: float) -> np.ndarray:
+    """Eq. 10 as the authors' code computes it: each term normalised by its own sum, then mixed."""
+    return curriculum_weights(h_weak, h_strong, **coefs, normalization="per_term")
+
+
+def paper_eq10_weights(h_weak: ArrayLike, h_strong: ArrayLike, **coefs: float) -> np.ndarray:
+    """Eq. 10 as printed in the paper: the weighted terms normalised once over i."""
+    return curriculum_weights(h_weak, h_strong, **coefs, normalization="single")
+
+
 WEIGHTINGS: dict[str, Callable[..., np.ndarray]] = {
-    "paper": curriculum_weights,
+    "authors_code": authors_code_weights,
+    "paper_eq10": paper_eq10_weights,
     "brownboost": brownboost_weights,
 }
+EQ10_WEIGHTINGS = ("authors_code", "paper_eq10")  # the readings of Eq. 10, which take alpha/beta/gamma
+DEPRECATED_WEIGHTINGS = {"paper": "authors_code"}  # old name -> what it always computed
+# Runs made before the rename hashed 'paper' into their stage fingerprints; hashing the old name keeps them resuming.
+FINGERPRINT_NAMES = {"authors_code": "paper"}
+
+
+def resolve_weighting(name: str) -> str:
+    """The current name of a weighting; a deprecated name gives a FutureWarning, an unknown one a ConfigError."""
+    if name in DEPRECATED_WEIGHTINGS:
+        new = DEPRECATED_WEIGHTINGS[name]
+        warnings.warn(
+            f"curriculum weighting {name!r} is now called {new!r} (the authors' per-term normalisation); "
+            "'paper_eq10' is the equation as printed (one normalisation over samples)",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return new
+    if name not in WEIGHTINGS:
+        raise ConfigError(f"unknown curriculum weighting {name!r}; valid: {', '.join(sorted(WEIGHTINGS))}")
+    return name
 
 
 def compute_weights(name: str, h_weak: ArrayLike, h_strong: ArrayLike, **kwargs: float) -> np.ndarray:
-    """Dispatch to the weighting registered under `name` in WEIGHTINGS."""
-    if name not in WEIGHTINGS:
-        raise ConfigError(f"unknown curriculum weighting {name!r}; valid: {', '.join(sorted(WEIGHTINGS))}")
-    return WEIGHTINGS[name](h_weak, h_strong, **kwargs)
+    """Dispatch to the weighting registered under `name` in WEIGHTINGS (deprecated names resolved)."""
+    return WEIGHTINGS[resolve_weighting(name)](h_weak, h_strong, **kwargs)
+
+
+def effective_sample_sizes(h_weak: ArrayLike, h_strong: ArrayLike, **coefs: float) -> dict[str, float]:
+    """1 / Σ p_i² of the curriculum under each reading of Eq. 10 (how many samples the draws really cover)."""
+    return {
+        name: float(1.0 / np.square(WEIGHTINGS[name](h_weak, h_strong, **coefs)).sum())
+        for name in EQ10_WEIGHTINGS
+    }
 
 
 def _distribution(weights: ArrayLike) -> np.ndarray:

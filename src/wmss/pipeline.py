@@ -20,6 +20,7 @@ from trl import SFTTrainer
 
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig, TrainConfig, require
+from wmss.curriculum import FINGERPRINT_NAMES
 from wmss.data.cache import source_state
 from wmss.io import ensure_directory
 from wmss.models import load_tokenizer
@@ -144,6 +145,7 @@ class Steps:
         settings = {
             k: getattr(w, k) for k in ("alpha", "beta", "gamma", "sample_multiplier", "weighting", "seed")
         }
+        settings["weighting"] = FINGERPRINT_NAMES.get(w.weighting, w.weighting)
         return Stage(
             name,
             directory,

@@ -12,7 +12,16 @@ import numpy as np
 
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig
-from wmss.curriculum import compute_weights, curriculum_stats, entropy_gap, sample_active_set
+from wmss.curriculum import (
+    DEPRECATED_WEIGHTINGS,
+    EQ10_WEIGHTINGS,
+    WEIGHTINGS,
+    compute_weights,
+    curriculum_stats,
+    effective_sample_sizes,
+    entropy_gap,
+    sample_active_set,
+)
 from wmss.errors import DataError
 from wmss.io import atomic_write_json, ensure_directory, read_json_object
 from wmss.phases.entropy import read_entropy_file
@@ -36,7 +45,7 @@ def run_curriculum(
         )
     w = config.wmss
     h_weak, h_strong = np.asarray(weak["entropy"]), np.asarray(strong["entropy"])
-    params = {"alpha": w.alpha, "beta": w.beta, "gamma": w.gamma} if w.weighting == "paper" else {}
+    params = {"alpha": w.alpha, "beta": w.beta, "gamma": w.gamma} if w.weighting in EQ10_WEIGHTINGS else {}
     weights = compute_weights(w.weighting, h_weak, h_strong, **params)
     positions = sample_active_set(weights, multiplier=w.sample_multiplier, seed=w.seed)
     ids = [int(i) for i in weak["idx"]]
@@ -46,6 +55,10 @@ def run_curriculum(
         mean_entropy_weak=float(h_weak.mean()),
         mean_entropy_strong=float(h_strong.mean()),
         frac_entropy_reduced=float((gap < 0).mean()),
+        # Both readings of Eq. 10, whichever one drew the active set.
+        effective_sample_size_by_weighting=effective_sample_sizes(
+            h_weak, h_strong, alpha=w.alpha, beta=w.beta, gamma=w.gamma
+        ),
     )
     path = Path(output_dir) / CURRICULUM_FILE
     atomic_write_json(
@@ -125,7 +138,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, help="weight of the entropy-reduced term (default 0.8)")
     parser.add_argument("--gamma", type=float, help="weight of the entropy-increased term (default 0.1)")
     parser.add_argument("--multiplier", type=float, help="active set size / data size (default 1.0)")
-    parser.add_argument("--weighting", choices=["paper", "brownboost"], help="weighting rule (default paper)")
+    parser.add_argument(
+        "--weighting",
+        choices=[*WEIGHTINGS, *DEPRECATED_WEIGHTINGS],
+        help="authors_code (Eq. 10 per-term normalised, the default), paper_eq10 (as printed) or brownboost",
+    )
     parser.add_argument("--seed", type=int, help="sampling seed")
     parser.add_argument("--output", required=True, help="directory for curriculum.json")
 
