@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,102 @@ def gradient_probe(
     return summarize_gradient_norms(
         torch.cat(plain) if plain else empty, torch.cat(mixed) if mixed else empty, lam
     )
+
+
+MIXING_STATS = (
+    "frac_weak_more_uncertain",
+    "frac_mix_lowers_target",
+    "frac_weak_margin_le_strong",
+    "frac_weak_confidently_wrong",
+    "grad_share_strong_errors_sft",
+    "grad_share_strong_errors_mixed",
+)
+CONFIDENT = 0.9  # max probability above which a wrong argmax counts as "confidently wrong"
+# Log-probability differences below this, relative to the logits' scale, are float32 rounding noise of the two
+# logsumexps, not mixing lowering the target.
+_ROUNDING = 1e-6
+
+
+def _margin(z: Tensor, targets: Tensor) -> Tensor:
+    """z_y - max over k != y of z_k, per row."""
+    target = z.gather(1, targets[:, None])[:, 0]
+    return target - z.scatter(1, targets[:, None], float("-inf")).amax(dim=1)
+
+
+def mixing_stat_sums(
+    strong: Tensor, weak: Tensor, targets: Tensor, lam: float = defaults.LAMBDA
+) -> dict[str, float]:
+    """Counts and gradient-norm sums behind `mixing_stats` for rows [N, V] of both models and targets [N]."""
+    z_s = strong.to(compute_dtype(strong.dtype))
+    z_w = weak.to(z_s.dtype)
+    z_mix = mixed_logits(z_s, z_w, lam)
+    log_p_s, log_p_w = torch.log_softmax(z_s, dim=1), torch.log_softmax(z_w, dim=1)
+    log_p_mix = torch.log_softmax(z_mix, dim=1)
+    pick = targets[:, None]
+    weak_wrong = z_w.argmax(dim=1) != targets
+    strong_wrong = z_s.argmax(dim=1) != targets
+    plain_norm, mixed_norm = gradient_norms(z_s, z_w, targets, lam)
+    tolerance = _ROUNDING * (1 + torch.maximum(z_s.abs().amax(dim=1), z_mix.abs().amax(dim=1)))
+    counts = {
+        "frac_weak_more_uncertain": token_entropy(z_w) > token_entropy(z_s),
+        "frac_mix_lowers_target": log_p_mix.gather(1, pick)[:, 0] < log_p_s.gather(1, pick)[:, 0] - tolerance,
+        "frac_weak_margin_le_strong": _margin(z_w, targets) <= _margin(z_s, targets),
+        "frac_weak_confidently_wrong": weak_wrong & (log_p_w.amax(dim=1) > math.log(CONFIDENT)),
+    }
+    sums = {key: float(value.sum()) for key, value in counts.items()}
+    sums |= {
+        "grad_sft_errors": float(plain_norm[strong_wrong].double().sum()),
+        "grad_sft_all": float(plain_norm.double().sum()),
+        "grad_mixed_errors": float(mixed_norm[strong_wrong].double().sum()),
+        "grad_mixed_all": float(mixed_norm.double().sum()),
+        "n": float(targets.shape[0]),
+    }
+    return sums
+
+
+def finish_mixing_stats(sums: dict[str, float]) -> dict[str, float]:
+    """Fractions of `mixing_stats` from summed `mixing_stat_sums`; ValueError when there were no positions."""
+    n = sums.get("n", 0.0)
+    if n == 0:
+        raise ValueError("no trained positions: every label is ignore_index")
+
+    def share(errors: float, total: float) -> float:
+        return errors / total if total > 0 else 0.0
+
+    result = {key: sums[key] / n for key in MIXING_STATS[:4]}
+    result["grad_share_strong_errors_sft"] = share(sums["grad_sft_errors"], sums["grad_sft_all"])
+    result["grad_share_strong_errors_mixed"] = share(sums["grad_mixed_errors"], sums["grad_mixed_all"])
+    result["n_positions"] = int(n)
+    return result
+
+
+def add_sums(total: dict[str, float], part: dict[str, float]) -> dict[str, float]:
+    """Element-wise sum of two dicts of sums (missing keys count as 0)."""
+    return {key: total.get(key, 0.0) + part.get(key, 0.0) for key in total.keys() | part.keys()}
+
+
+def mixing_stats(
+    strong_logits: Tensor,
+    weak_logits: Tensor,
+    labels: Tensor,
+    lam: float = defaults.LAMBDA,
+    ignore_index: int = defaults.IGNORE_INDEX,
+) -> dict[str, float]:
+    """Token-level premises of WMSS over trained positions of [B, T, V] logits (causal labels): see MIXING_STATS."""
+    _check_shapes(strong_logits, labels)
+    if weak_logits.shape != strong_logits.shape:
+        raise ValueError(
+            f"strong and weak logits differ in shape: {tuple(strong_logits.shape)} vs {tuple(weak_logits.shape)}"
+        )
+    sums: dict[str, float] = {}
+    chunks = zip(
+        _trained_chunks(strong_logits, labels, ignore_index, defaults.CHUNK_SIZE),
+        _trained_chunks(weak_logits, labels, ignore_index, defaults.CHUNK_SIZE),
+        strict=True,
+    )
+    for (strong, targets), (weak, _) in chunks:
+        sums = add_sums(sums, mixing_stat_sums(strong, weak, targets, lam))
+    return finish_mixing_stats(sums)
 
 
 def relative_change(stats_a: dict[str, float], stats_b: dict[str, float]) -> dict[str, float | None]:
