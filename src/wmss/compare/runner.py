@@ -27,6 +27,7 @@ from wmss.compare.evaluation import evaluate_model, load_eval_records
 from wmss.compare.plan import M0, M1, ComparePlan, SeedPlan
 from wmss.compare.report import build_report, render_table, write_report
 from wmss.config import RunConfig, require, with_values
+from wmss.curriculum import FINGERPRINT_NAMES
 from wmss.diagnostics import diagnose
 from wmss.errors import ConfigError
 from wmss.eval.records import BenchmarkRecord
@@ -138,12 +139,16 @@ def build_plan(config: RunConfig, run_dir: Path) -> ComparePlan:
         steps = Steps(cfg, run_dir)
         seed_plan = SeedPlan(seed, cfg)
         # Phase 1 and the entropies do not depend on the curriculum's seed: shared when Phase 1 is.
-        p1_dir, p1 = _phase1_location(run_dir, seed, c.shared_phase1)
-        p1_cfg = with_values(config, {"sft.seed": c.seeds[0]}) if c.shared_phase1 else cfg
-        m1 = (
-            p1_dir / "sft" / "model",
-            plan.add(Steps(p1_cfg, run_dir).sft(p1 + "sft", p1_dir / "sft", m0[0], None)),
-        )
+        p1_dir, p1 = _phase1_location(run_dir, seed, c.shared_phase1 or bool(config.model.sft))
+        if config.model.sft:
+            # A given M1 (model.sft) is every seed's: no Phase 1 stage, one pair of entropy files.
+            m1: tuple[Path, str | None] = (Path(config.model.sft), None)
+        else:
+            p1_cfg = with_values(config, {"sft.seed": c.seeds[0]}) if c.shared_phase1 else cfg
+            m1 = (
+                p1_dir / "sft" / "model",
+                plan.add(Steps(p1_cfg, run_dir).sft(p1 + "sft", p1_dir / "sft", m0[0], None)),
+            )
         entropies = (p1_dir / "entropy_weak.json", p1_dir / "entropy_strong.json")
         plan.add(steps.entropy(p1 + "entropy_weak", m0[0], None, entropies[0]))
         plan.add(steps.entropy(p1 + "entropy_strong", m1[0], m1[1], entropies[1]))
@@ -154,7 +159,8 @@ def build_plan(config: RunConfig, run_dir: Path) -> ComparePlan:
             slug = stage_slug(arm.name)
             w = arm.config.wmss
             cur_settings = {k: getattr(w, k) for k in _CURRICULUM_KEYS}
-            cur_default = cur_settings == {k: getattr(cfg.wmss, k) for k in _CURRICULUM_KEYS}
+            cur_settings["weighting"] = FINGERPRINT_NAMES.get(w.weighting, w.weighting)
+            cur_default = all(getattr(w, k) == getattr(cfg.wmss, k) for k in _CURRICULUM_KEYS)
             cur_name = prefix + (
                 "curriculum" if cur_default else f"curriculum-{settings_hash(cur_settings)[:8]}"
             )

@@ -21,10 +21,18 @@ from wmss.compare.runner import run_compare
 from wmss.config import RunConfig, load_config
 from wmss.demo import real
 from wmss.demo.base_model import pretrain_base_model
+from wmss.demo.phase1 import saturation_search
 from wmss.demo.presets import DEMO_ARMS, PRESETS, DemoPreset
 from wmss.demo.real import REAL_PRESETS
 from wmss.demo.recipe import RECIPE_FILE, m0_recipe, read_recipe
-from wmss.demo.task import DemoTask, easier_problems, make_task, pretraining_corpus, write_jsonl
+from wmss.demo.task import (
+    DemoTask,
+    easier_problems,
+    make_task,
+    pretraining_corpus,
+    validation_problems,
+    write_jsonl,
+)
 from wmss.demo.tokenizer import build_demo_tokenizer
 from wmss.io import atomic_directory, atomic_write_json, read_json
 from wmss.phases.common import StageLayout
@@ -41,7 +49,7 @@ SHIPPED_M0 = Path(__file__).parent / "m0"
 
 def demo_settings(preset: DemoPreset, seeds: list[int]) -> dict[str, Any]:
     """Dotted config keys the demo sets: paper defaults for the method, the preset's sizes, equal phase budgets."""
-    # Phase 1 and Phase 3 get the same epochs and the same schedule, as in the paper ("a total of 2 epochs").
+    # Phase 1 and Phase 3 get the same schedule; Phase 1 runs to saturation, Phase 3 for the paper's epoch.
     common = {
         "per_device_train_batch_size": preset.batch_size,
         "warmup_steps": preset.warmup_ratio,
@@ -49,11 +57,12 @@ def demo_settings(preset: DemoPreset, seeds: list[int]) -> dict[str, Any]:
         "logging_steps": 10,
         "save_steps": 200,
         "save_total_limit": 1,
-        "num_train_epochs": float(preset.epochs),
         "learning_rate": preset.learning_rate,
     }
     values: dict[str, Any] = {f"{stage}.{key}": v for stage in ("sft", "joint") for key, v in common.items()}
     values |= {
+        "sft.num_train_epochs": float(preset.phase1_epochs),
+        "joint.num_train_epochs": float(preset.epochs),
         "data.max_length": preset.max_position_embeddings,
         "wmss.entropy_batch_size": preset.entropy_batch_size,
         "compare.arms": list(DEMO_ARMS),
@@ -129,6 +138,7 @@ def prepare_task_and_base_model(
     task, corpus, easier = task_and_corpus(preset, data_seed, tokenizer)
     write_jsonl(task.train, output / "data" / "train.jsonl")
     write_jsonl(task.test, output / "data" / "test.jsonl")
+    write_jsonl(validation_split(preset, data_seed, task), output / "data" / "validation.jsonl")
     recipe = m0_recipe(preset, data_seed, corpus, easier)
     if m0_dir is not None:
         pretrain_base_model(tokenizer, corpus, m0_dir, preset, data_seed, recipe, easier)
@@ -152,6 +162,33 @@ def prepare_task_and_base_model(
     }
     atomic_write_json(info_path, info)
     return info
+
+
+def validation_split(preset: DemoPreset, data_seed: int, task: DemoTask) -> list[dict[str, Any]]:
+    """The validation problems (model selection only): the test's distribution, disjoint from train and test."""
+    return validation_problems(
+        data_seed,
+        preset.n_validation,
+        min_steps=preset.min_steps,
+        max_steps=preset.max_steps,
+        max_start=preset.max_start,
+        max_operand=preset.max_operand,
+        distractor_prob=preset.distractor_prob,
+        exclude=task.test_keys | task.train_keys,
+    )
+
+
+def search_phase1_epochs(preset_name: str, output: Path, data_seed: int) -> dict[str, Any]:
+    """Run the Phase 1 saturation rule (wmss.demo.phase1) on the preset's M0 under `output`/phase1-search."""
+    preset = PRESETS[preset_name]
+    prepare_task_and_base_model(preset, output, data_seed)
+    data = output / "data"
+    paths = {
+        "model.base": str(output / "m0"),
+        "data.train": str(data / "train.jsonl"),
+        "compare.eval_file": str(data / "validation.jsonl"),
+    }
+    return saturation_search(preset, demo_settings(preset, [0]), paths, output / "phase1-search")
 
 
 def chat_text(tokenizer: Any, question: str, answer: str) -> str:
@@ -220,6 +257,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only pretrain the preset's M0 into DIR (make demo-m0 rebuilds the shipped one this way)",
     )
     parser.add_argument(
+        "--phase1-search",
+        action="store_true",
+        help="only apply the Phase 1 saturation rule (epoch grid, validation split) and print its table",
+    )
+    parser.add_argument(
         "--data-dir",
         help="benchmark files (e.g. ../shared/benchmarks) for the real-model preset's transfer check",
     )
@@ -231,6 +273,16 @@ def run_cli(args: argparse.Namespace) -> None:
         real.run_cli(args)
         return
     output = Path(args.output)
+    if args.phase1_search:
+        selection = search_phase1_epochs(args.preset, output, args.data_seed)
+        for point in selection["grid"]:
+            print(
+                f"{point['epochs']:g} epochs: M1 {100 * point['m1_accuracy']:.1f}%, + plain SFT "
+                f"{100 * point['probe_accuracy']:.1f}%, gain {100 * point['gain']:+.1f} "
+                f"[{100 * point['gain_ci'][0]:+.1f}, {100 * point['gain_ci'][1]:+.1f}], saturated: {point['saturated']}"
+            )
+        print(f"Phase 1 epochs by the rule: {selection['chosen_epochs']:g} ({output / 'phase1-search'})")
+        return
     if args.build_m0:
         info = prepare_task_and_base_model(
             PRESETS[args.preset], output, args.data_seed, m0_dir=Path(args.build_m0)

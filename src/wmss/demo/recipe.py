@@ -16,6 +16,11 @@ RECIPE_FILE = "recipe.json"
 _NOT_M0 = frozenset(
     {
         "epochs",
+        "phase1_epochs",
+        "phase1_epoch_grid",
+        "n_validation",
+        "sampling_problems",
+        "sampling_n",
         "learning_rate",
         "batch_size",
         "entropy_batch_size",

@@ -35,6 +35,7 @@ class DemoTask:
     test: list[dict[str, Any]]
     # The held-out problems' arithmetic (start, steps), which M0's corpus must never contain.
     test_keys: frozenset[tuple[int, tuple[Step, ...]]] = frozenset()
+    train_keys: frozenset[tuple[int, tuple[Step, ...]]] = frozenset()
 
 
 def _draw_steps(rng: random.Random, start: int, n_steps: int, max_operand: int) -> tuple[Step, ...]:
@@ -118,8 +119,41 @@ def make_task(
         for i, (question, think, answer, _) in enumerate(problems[n_test:])
     ]
     return DemoTask(
-        seed=seed, train=train, test=test, test_keys=frozenset(key for *_, key in problems[:n_test])
+        seed=seed,
+        train=train,
+        test=test,
+        test_keys=frozenset(key for *_, key in problems[:n_test]),
+        train_keys=frozenset(key for *_, key in problems[n_test:]),
     )
+
+
+def validation_problems(
+    seed: int,
+    n: int,
+    *,
+    min_steps: int = 1,
+    max_steps: int = 4,
+    max_start: int = 60,
+    max_operand: int = 30,
+    distractor_prob: float = 0.0,
+    exclude: frozenset[tuple[int, tuple[Step, ...]]] = frozenset(),
+) -> list[dict[str, Any]]:
+    """`n` held-out-style records (`id`, `question`, `answer`) for model selection, none with the arithmetic of an
+    `exclude`d problem (the training and test splits)."""
+    # Its own stream: adding a validation split changes neither the task's splits nor M0's corpus.
+    rng = random.Random(f"wmss-demo-validation:{seed}")
+    seen = set(exclude)
+    records: list[dict[str, Any]] = []
+    while len(records) < n:
+        start = rng.randint(1, max_start)
+        steps = _draw_steps(rng, start, rng.randint(min_steps, max_steps), max_operand)
+        if (start, steps) in seen:
+            continue
+        seen.add((start, steps))
+        _, answer = _solve(start, steps)
+        question = _question(rng, start, steps, distractor_prob)
+        records.append({"id": f"demo-{seed}-val-{len(records)}", "question": question, "answer": str(answer)})
+    return records
 
 
 def completion(think: str, answer: int) -> str:
