@@ -1,8 +1,10 @@
 """Text generation backends for evaluation: Hugging Face `generate` and vLLM.
 
 Paper settings: greedy decoding (temperature 0, one sample) for accuracy, or temperature 0.5 / top-p 0.95
-with n samples for mean@n / pass@n. Both real backends stop on EOS and on the chat templates' end-of-turn
-special tokens, and report `finished=False` when a generation hit max_new_tokens instead.
+(`SAMPLING_TEMPERATURE`, `SAMPLING_TOP_P`) with n samples for mean@n / pass@n. Both real backends stop on EOS and
+on the chat templates' end-of-turn special tokens, and report `finished=False` when a generation hit
+max_new_tokens instead. HFBackend can also report each generation's mean token entropy (`token_entropy=True`)
+and generate from WMSS's two branches mixed, z_mix = λ·z_strong + (1-λ)·z_weak (`mix_with=weak model`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from wmss import defaults
 from wmss.errors import ConfigError, ModelError, WMSSError
 
 if TYPE_CHECKING:
@@ -27,15 +30,23 @@ EOS_LIKE_TOKENS = (
     "<end_of_turn>",
 )
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# The paper's sampling settings for mean@n / pass@n (greedy decoding, temperature 0, for plain accuracy).
+SAMPLING_TEMPERATURE = 0.5
+SAMPLING_TOP_P = 0.95
 
 
 @dataclass
 class Generation:
-    """One generated continuation; finished is False when it was cut at max_new_tokens."""
+    """One generated continuation; finished is False when it was cut at max_new_tokens.
+
+    mean_entropy: mean over the generated tokens (up to and including the stop token) of the entropy in nats of
+    the distribution each was drawn from, before temperature and top-p; None when the backend does not report it.
+    """
 
     text: str
     finished: bool
     n_tokens: int
+    mean_entropy: float | None = None
 
 
 @runtime_checkable
@@ -85,7 +96,13 @@ def _check_n(n: int, temperature: float) -> None:
 
 
 class HFBackend:
-    """Batched `model.generate` on CPU or CUDA with left padding; accepts a path or an already-loaded model."""
+    """Batched `model.generate` on CPU or CUDA with left padding; accepts a path or an already-loaded model.
+
+    token_entropy=True fills `Generation.mean_entropy` from the logits of every step (recorded by a logits
+    processor, so memory stays one float per token instead of `output_logits`' full vocabulary per token).
+    mix_with=weak model (path or loaded) generates from z_mix = mix_lambda·z_model + (1-mix_lambda)·z_weak,
+    greedy or sampled (temperature and top-p act on the mixed logits); entropies are then those of softmax(z_mix).
+    """
 
     def __init__(
         self,
@@ -98,12 +115,17 @@ class HFBackend:
         device: str | None = None,
         dtype: str = "auto",
         seed: int = 0,
+        token_entropy: bool = False,
+        mix_with: str | PreTrainedModel | None = None,
+        mix_lambda: float = defaults.LAMBDA,
     ) -> None:
         import torch
 
         from wmss.models import load_causal_lm, load_tokenizer
 
         _check_sampling(temperature, top_p, max_new_tokens)
+        if mix_with is not None and not 0.0 <= mix_lambda <= 1.0:
+            raise ConfigError(f"mix_lambda must be in [0, 1], got {mix_lambda}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if dtype not in DTYPES:
@@ -126,6 +148,20 @@ class HFBackend:
         self.stop_ids = stop_token_ids(tokenizer, model.generation_config.eos_token_id)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
+        self.token_entropy = token_entropy
+        self.mix_lambda = mix_lambda
+        self.weak_model = None if mix_with is None else self._load_weak(mix_with, dtype)
+
+    def _load_weak(self, weak: str | PreTrainedModel, dtype: str) -> PreTrainedModel:
+        """The weak branch on the strong model's device, refused unless both share one vocabulary."""
+        from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+
+        weak_tokenizer = None
+        if isinstance(weak, str):
+            weak_tokenizer = load_tokenizer(weak)
+            weak = load_causal_lm(weak, dtype=dtype)
+        check_same_vocabulary(weak, self.model, weak_tokenizer, self.tokenizer)
+        return weak.to(self.model.device)
 
     def _generation_config(self, n: int) -> Any:
         from transformers import GenerationConfig
@@ -160,15 +196,38 @@ class HFBackend:
         attention_mask = torch.tensor(
             [[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device
         )
+        processors, recorder = self._logits_processors(attention_mask)
         output = self.model.generate(
-            input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(n)
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=self._generation_config(n),
+            # None on the default path: generate then runs exactly as without this feature.
+            logits_processor=processors,
         )
-        new_tokens = output[:, width:].tolist()
+        generations = [self._to_generation(tokens) for tokens in output[:, width:].tolist()]
+        if recorder is not None:
+            entropies = recorder.mean_entropies([generation.n_tokens for generation in generations])
+            for generation, entropy in zip(generations, entropies, strict=True):
+                generation.mean_entropy = entropy
         # generate returns the n samples of a prompt next to each other.
-        return [
-            [self._to_generation(tokens) for tokens in new_tokens[i * n : (i + 1) * n]]
-            for i in range(len(batch))
-        ]
+        return [generations[i * n : (i + 1) * n] for i in range(len(batch))]
+
+    def _logits_processors(self, attention_mask: Any) -> tuple[Any, Any]:
+        """(the mixing and entropy-recording processors for one generate call or None, the recorder or None)."""
+        if self.weak_model is None and not self.token_entropy:
+            return None, None
+        from transformers import LogitsProcessorList
+
+        from wmss.eval.mixing import EntropyRecorder, MixedLogitsProcessor
+
+        processors = LogitsProcessorList()
+        if self.weak_model is not None:
+            processors.append(MixedLogitsProcessor(self.weak_model, self.mix_lambda, attention_mask))
+        recorder = EntropyRecorder() if self.token_entropy else None
+        if recorder is not None:
+            # After the mixer, so that it measures the distribution the tokens are actually drawn from.
+            processors.append(recorder)
+        return processors, recorder
 
     def _to_generation(self, tokens: list[int]) -> Generation:
         stop = next((index for index, token in enumerate(tokens) if token in self.stop_ids), None)
@@ -188,8 +247,10 @@ class HFBackend:
         # Longest first: similar lengths waste less padding, and an out-of-memory error shows up at once.
         order = sorted(range(len(prompts)), key=lambda index: -len(encoded[index]))
         results: list[list[Generation]] = [[] for _ in prompts]
-        was_training = self.model.training
-        self.model.eval()
+        models = [self.model] if self.weak_model is None else [self.model, self.weak_model]
+        was_training = [model.training for model in models]
+        for model in models:
+            model.eval()
         torch.manual_seed(self.seed)
         try:
             with torch.inference_mode(), tqdm(total=len(prompts), desc="generate", unit="prompt") as progress:
@@ -200,7 +261,8 @@ class HFBackend:
                         results[index] = generations
                     progress.update(len(indices))
         finally:
-            self.model.train(was_training)
+            for model, training in zip(models, was_training, strict=True):
+                model.train(training)
         return results
 
 
