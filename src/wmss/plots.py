@@ -1,4 +1,5 @@
-"""PNG plots of a comparison: accuracies, paired differences, loss curves, sweeps, histograms, logit statistics.
+"""PNG plots of a comparison: accuracies, paired differences, loss curves, sweeps, histograms, logit statistics,
+pass@k curves.
 
 Accuracies and differences are fractions (0.7 = 70%) and are drawn in percent / percentage points. Figures are
 drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend switch, no display needed);
@@ -271,4 +272,34 @@ def plot_logit_stats(stats: Mapping[str, Mapping[str, float]], path: str | Path)
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
     figure.suptitle("Logit statistics over trained positions")
+    return _save(figure, path)
+
+
+def plot_pass_at_k(
+    curves: Mapping[str, Mapping[int, float]], path: str | Path, title: str = "pass@k"
+) -> Path:
+    """pass@k (percent) vs k on a log2 axis, one line per model; curves: model -> {k: pass@k} (a fraction)."""
+    if not curves:
+        raise ValueError("curves is empty")
+    points = {}
+    for model, curve in curves.items():
+        if not curve:
+            raise ValueError(f"curve {model!r} is empty")
+        ks = sorted(curve)
+        if ks[0] < 1:
+            raise ValueError(f"curve {model!r}: k must be >= 1, got {ks[0]}")
+        points[model] = (np.asarray(ks, dtype=float), _series(f"curve {model!r}", [curve[k] for k in ks]))
+    ticks = sorted({int(k) for curve in curves.values() for k in curve})
+    figure = _figure(6.0, 4.0)
+    ax = figure.add_subplot()
+    for model, (x, values) in points.items():
+        ax.plot(x, 100 * values, marker="o", label=model)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [str(k) for k in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("k (samples per problem)")
+    ax.set_ylabel("pass@k (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(figure, path)

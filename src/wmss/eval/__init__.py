@@ -15,6 +15,8 @@ _LAZY = {
     "check_program": "wmss.eval.sandbox",
     "run_program": "wmss.eval.sandbox",
     "pass_at_k": "wmss.eval.code",
+    "sample_metrics": "wmss.eval.sampling",
+    "MixedLogitsProcessor": "wmss.eval.mixing",
 }
 
 __all__ = list(_LAZY)
