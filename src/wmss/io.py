@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -35,9 +35,39 @@ def _blocking_file(path: Path) -> Path | None:
     return None
 
 
-def ensure_directory(path: str | Path) -> Path:
-    """Create directory `path` (and parents) and check a file can be written there; OutputPathError otherwise."""
+# A command's inputs, by the option or config key that names them: {"--data": "train.jsonl", ...}.
+Inputs = Mapping[str, str | Path | None]
+
+
+def check_not_input(output: str | Path, inputs: Inputs, replaces: bool = False) -> None:
+    """Refuse an output that is one of the command's inputs or lies inside an input directory; with `replaces`
+    (the output directory is replaced or emptied as a whole) also one that holds an input."""
+    target = Path(output).expanduser().resolve()
+    for role, given in inputs.items():
+        if given is None or not str(given) or not Path(given).expanduser().exists():
+            continue  # hub ids and dataset names are not files this command could overwrite
+        source = Path(given).expanduser().resolve()
+        if target == source:
+            problem = f"it is the command's input ({role})"
+        elif source.is_dir() and target.is_relative_to(source):
+            problem = f"it lies inside the input directory {given} ({role})"
+        elif replaces and source.is_relative_to(target):
+            problem = f"it holds the input {given} ({role}), which writing it would delete or replace"
+        else:
+            continue
+        raise OutputPathError(
+            f"cannot write to {output}: {problem}; wmss never writes over its inputs, "
+            "choose another output path"
+        )
+
+
+def ensure_directory(path: str | Path, inputs: Inputs | None = None, replaces: bool = False) -> Path:
+    """Create directory `path` (and parents) and check a file can be written there; OutputPathError otherwise.
+
+    `inputs` are the command's inputs, which the directory must not be, lie inside or (with `replaces`) hold.
+    """
     path = Path(path)
+    check_not_input(path, inputs or {}, replaces)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".wmss-write-check.", dir=path)
@@ -50,9 +80,10 @@ def ensure_directory(path: str | Path) -> Path:
     return path
 
 
-def ensure_output_file(path: str | Path) -> Path:
-    """Check that file `path` can be written (its directory created) before any long work starts."""
+def ensure_output_file(path: str | Path, inputs: Inputs | None = None) -> Path:
+    """Check, before any work, that file `path` can be written (its directory created) and is no input."""
     path = Path(path)
+    check_not_input(path, inputs or {})
     if path.is_dir():
         raise OutputPathError(f"cannot write to {path}: it is a directory; give a file name")
     ensure_directory(path.parent)

@@ -25,6 +25,10 @@ from wmss.mixed_loss import (
     mixed_logit_cross_entropy,
 )
 
+# Written into every folder WMSSTrainer saves (checkpoints, final): how `wmss extract` tells a joint run
+# from a plain model.
+JOINT_MARKER = "wmss_joint.json"
+
 # Config attributes of models whose logits are not a plain linear map of the last hidden state.
 _LOGIT_TRANSFORMS = (
     "final_logit_softcapping",  # Gemma 2

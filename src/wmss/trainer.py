@@ -30,7 +30,8 @@ from wmss.config import WEAK_CONTROLS
 from wmss.curriculum import curriculum_stats, curriculum_weights, sample_active_set
 from wmss.entropy import sample_entropy
 from wmss.errors import ConfigError, ModelError
-from wmss.joint_model import JointModel
+from wmss.io import atomic_write_json
+from wmss.joint_model import JOINT_MARKER, JointModel
 from wmss.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters
 from wmss.mixed_loss import mixed_logit_cross_entropy
 
@@ -336,6 +337,10 @@ class WMSSTrainer(SFTTrainer):
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(folder)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        branches = {"strong": ".", **({"weak": WEAK} if joint.weak is not None else {})}
+        atomic_write_json(
+            Path(output_dir) / JOINT_MARKER, {"branches": branches, "mix_lambda": self.args.mix_lambda}
+        )
 
     def _load_from_checkpoint(
         self, resume_from_checkpoint: str, model: torch.nn.Module | None = None

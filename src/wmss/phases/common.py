@@ -49,6 +49,11 @@ class StageLayout:
         return self.root / "summary.json"
 
 
+def data_inputs(config: RunConfig) -> dict[str, str | None]:
+    """The configured inputs every phase reads besides its models: the training data, a separate tokenizer."""
+    return {"the training data": config.data.train, "the tokenizer": config.model.tokenizer}
+
+
 def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> Path:
     """Write a standalone HF checkpoint (safetensors, config, tokenizer, generation config) atomically."""
     with atomic_directory(dest) as tmp:

@@ -23,7 +23,7 @@ from wmss.curriculum import (
     sample_active_set,
 )
 from wmss.errors import DataError
-from wmss.io import atomic_write_json, ensure_directory, read_json_object
+from wmss.io import atomic_write_json, ensure_output_file, read_json_object
 from wmss.phases.entropy import read_entropy_file
 
 logger = logging.getLogger(__name__)
@@ -31,18 +31,43 @@ logger = logging.getLogger(__name__)
 CURRICULUM_FILE = "curriculum.json"
 
 
+def _aligned(
+    strong: dict[str, Any], weak: dict[str, Any], files: tuple[str | Path, str | Path]
+) -> dict[str, Any]:
+    """The strong entropies in the weak file's idx order; DataError counting the ids only one file has."""
+    if strong["idx"] == weak["idx"]:
+        return strong
+    ids = {name: set(data["idx"]) for name, data in zip(files, (weak, strong), strict=True)}
+    missing = [
+        f"{len(ids[a] - ids[b])} idx of {a} are not in {b} (first: {sorted(ids[a] - ids[b])[:3]})"
+        for a, b in (files, files[::-1])
+        if ids[a] - ids[b]
+    ]
+    if missing:
+        raise DataError(
+            f"{files[0]} ({len(weak['idx'])} samples) and {files[1]} ({len(strong['idx'])} samples) score "
+            f"different samples: {'; '.join(missing)}; recompute both entropies on the same data settings"
+        )
+    entropy = dict(zip(strong["idx"], strong["entropy"], strict=True))
+    return {**strong, "idx": list(weak["idx"]), "entropy": [entropy[i] for i in weak["idx"]]}
+
+
 def run_curriculum(
     config: RunConfig, weak_file: str | Path, strong_file: str | Path, output_dir: str | Path
 ) -> Path:
     """Weight every sample by Eq. 10, draw the active set, and write `<output_dir>/curriculum.json`."""
-    ensure_directory(output_dir)
+    path = ensure_output_file(
+        Path(output_dir) / CURRICULUM_FILE,
+        {"the weak entropy file": weak_file, "the strong entropy file": strong_file},
+    )
     weak, strong = read_entropy_file(weak_file), read_entropy_file(strong_file)
-    if weak["data_fingerprint"] != strong["data_fingerprint"] or weak["idx"] != strong["idx"]:
+    if weak["data_fingerprint"] != strong["data_fingerprint"]:
         raise DataError(
             f"{weak_file} and {strong_file} were computed on different data "
             f"(fingerprints {weak['data_fingerprint']} vs {strong['data_fingerprint']}); "
             "recompute both entropies with the same data settings"
         )
+    strong = _aligned(strong, weak, (weak_file, strong_file))
     w = config.wmss
     h_weak, h_strong = np.asarray(weak["entropy"]), np.asarray(strong["entropy"])
     params = {"alpha": w.alpha, "beta": w.beta, "gamma": w.gamma} if w.weighting in EQ10_WEIGHTINGS else {}
@@ -60,7 +85,6 @@ def run_curriculum(
             h_weak, h_strong, alpha=w.alpha, beta=w.beta, gamma=w.gamma
         ),
     )
-    path = Path(output_dir) / CURRICULUM_FILE
     atomic_write_json(
         path,
         {

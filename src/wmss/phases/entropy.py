@@ -24,7 +24,7 @@ from wmss.errors import DataError
 from wmss.io import atomic_write_json, ensure_output_file, read_json_object
 from wmss.joint_model import uses_plain_output_head
 from wmss.models import load_causal_lm, load_tokenizer
-from wmss.phases.common import load_training_data
+from wmss.phases.common import data_inputs, load_training_data
 from wmss.training import process_state
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ def run_entropy(
 ) -> Path:
     """Compute entropies of `model_path` on the configured data and write them (keyed by idx) to JSON."""
     state = process_state()
-    output_file = ensure_output_file(output_file)  # before the model runs, not after
+    # Before the model runs, not after; never over the data or the model it reads.
+    output_file = ensure_output_file(output_file, {"the model": model_path, **data_inputs(config)})
     tokenizer = load_tokenizer(model_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
     model = load_causal_lm(model_path, config.model).to(state.device)

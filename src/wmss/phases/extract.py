@@ -12,22 +12,39 @@ import yaml
 
 from wmss.config import ModelConfig
 from wmss.errors import ModelError
-from wmss.io import atomic_write_text
+from wmss.io import atomic_write_text, ensure_directory
+from wmss.joint_model import JOINT_MARKER
+from wmss.lora import WEAK
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import save_model_dir
 
 logger = logging.getLogger(__name__)
 
 
+def _is_joint_folder(folder: Path) -> bool:
+    # WMSSTrainer marks what it saves; folders saved before the marker existed show their weak branch, or are
+    # the `final/` beside the summary.json of a `wmss joint` stage directory.
+    legacy_final = folder.name == "final" and (folder.parent / "summary.json").is_file()
+    return (folder / JOINT_MARKER).is_file() or (folder / WEAK / "config.json").is_file() or legacy_final
+
+
 def branch_dir(joint_dir: str | Path, branch: str = "strong") -> Path:
     """Locate a branch in a joint stage directory, its `final/` folder, or a `checkpoint-N` folder."""
     root = Path(joint_dir)
     # WMSSTrainer's layout: the strong model at a folder's root, the weak one in its `weak/` subfolder.
-    sub = "" if branch == "strong" else "weak"
-    candidates = (root / "final" / sub, root / sub)
-    for candidate in candidates:
-        if (candidate / "config.json").is_file():
-            return candidate
+    sub = "" if branch == "strong" else WEAK
+    folders = (root / "final", root)
+    candidates = tuple(folder / sub for folder in folders)
+    for folder, candidate in zip(folders, candidates, strict=True):
+        if not (candidate / "config.json").is_file():
+            continue
+        if not _is_joint_folder(folder):
+            raise ModelError(
+                f"{folder} is a plain model, not the output of `wmss joint` (no {JOINT_MARKER}, no weak/ "
+                "branch): give a joint stage directory, its final/ or a checkpoint-N folder; a plain model "
+                "needs no extraction"
+            )
+        return candidate
     raise ModelError(
         f"no '{branch}' model under {root}: expected {candidates[0]} (a finished `wmss joint` run) "
         f"or {candidates[1]} (a checkpoint-N directory)"
@@ -80,6 +97,8 @@ def run_extract(
 ) -> Path:
     """Write one branch of a joint run as a plain HF checkpoint with a model card (README.md)."""
     source = branch_dir(joint_dir, branch)
+    # The output is replaced as a whole: it must neither be nor hold the joint run it reads.
+    ensure_directory(output_dir, {"the joint run (--joint)": joint_dir}, replaces=True)
     # Only loading options (trust_remote_code, attention) apply: the weights keep the dtype they were saved in.
     model_cfg = replace(model_cfg or ModelConfig(), tokenizer=None)
     model = load_causal_lm(str(source), model_cfg, dtype="auto")

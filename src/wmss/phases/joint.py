@@ -22,6 +22,7 @@ from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
     completion_tokens,
+    data_inputs,
     load_training_data,
     save_trained_model,
     write_summary,
@@ -70,7 +71,8 @@ def run_joint(
         raise ConfigError(
             "'joint.neftune_noise_alpha' is not supported: NEFTune is an SFT baseline (sft section)"
         )
-    layout = StageLayout(ensure_directory(output_dir))
+    inputs = {"the weak model": weak_path, "the strong model": strong_path, "the curriculum": curriculum}
+    layout = StageLayout(ensure_directory(output_dir, {**inputs, **data_inputs(config)}, replaces=True))
     tokenizer = load_tokenizer(strong_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
     dataset = active_dataset(data, read_curriculum(curriculum) if curriculum else None)

@@ -22,6 +22,7 @@ from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
     completion_tokens,
+    data_inputs,
     load_training_data,
     save_trained_model,
     write_summary,
@@ -44,7 +45,9 @@ def run_sft(
 ) -> Path:
     """Fine-tune `model_path` on the data (or `dataset`) with the `train_section` settings; resumes if interrupted."""
     started = time.time()
-    layout = StageLayout(ensure_directory(output_dir))
+    # The stage directory is rewritten (model/, checkpoints/): it must neither be nor hold an input.
+    inputs = {"the model": model_path, **data_inputs(config)}
+    layout = StageLayout(ensure_directory(output_dir, inputs, replaces=True))
     tokenizer = load_tokenizer(model_path, config.model)
     data_stats = None
     if dataset is None:
