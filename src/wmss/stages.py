@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,14 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from wmss.errors import DataError, WMSSError
+from wmss.errors import ConfigError, DataError, WMSSError
 from wmss.io import atomic_write_json, read_json
 from wmss.training import CheckpointWriteError, process_state, write_failure
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+STATUSES = ("running", "done", "failed")
 
 
 def settings_hash(payload: Any) -> str:
@@ -94,7 +95,25 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     for name, record in stages.items():
         if not isinstance(record, dict) or not isinstance(record.get("fingerprint", ""), str):
             raise DataError(f"{path}: the record of stage '{name}' is malformed; {_MANIFEST_REMEDY}")
+        if record.get("status", "running") not in STATUSES:
+            raise DataError(
+                f"{path}: stage '{name}' has status {record['status']!r}, not one of {', '.join(STATUSES)}; "
+                f"{_MANIFEST_REMEDY}"
+            )
     return data
+
+
+def output_digest(output: Path) -> str | None:
+    """sha256 of a file output (entropies, curricula, evaluations), recorded so later edits are noticed."""
+    if not output.is_file():
+        return (
+            None  # model directories: their settings fingerprint guards them, hashing gigabytes would not pay
+        )
+    digest = hashlib.sha256()
+    with output.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def depends_on(*names: str | None) -> list[str]:
@@ -102,36 +121,73 @@ def depends_on(*names: str | None) -> list[str]:
     return [name for name in names if name]
 
 
+def check_rerun(stages: Sequence[Stage], rerun: Collection[str]) -> None:
+    """Refuse `--rerun` names that are no stage of this run, listing the ones there are."""
+    names = [stage.name for stage in stages]
+    unknown = [name for name in rerun if name not in names]
+    if unknown:
+        raise ConfigError(f"--rerun {unknown[0]}: this run has no such stage; its stages: {', '.join(names)}")
+
+
+def _check_unchanged(stage: Stage, record: dict[str, Any], manifest: Manifest) -> None:
+    recorded, current = record.get("output_sha256"), output_digest(stage.output)
+    if recorded is None:
+        if current is not None:  # recorded by a wmss without these checks: start checking from now on
+            manifest.update(stage.name, output_sha256=current)
+        return
+    if current != recorded:
+        raise DataError(
+            f"stage {stage.name}: {stage.output} was changed after the stage finished (its sha256 differs "
+            f"from the one in {manifest.path.name}); re-run the same command with --rerun {stage.name} to "
+            "recompute it and whatever its new result changes"
+        )
+
+
 def run_stages(
     stages: Sequence[Stage],
     manifest: Manifest,
     callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
     on_stage: Callable[[int, Stage], None] | None = None,
+    rerun: Collection[str] = (),
 ) -> StageRun:
-    """Run stages in order, skipping finished ones; `on_stage(i, stage)` is told before each one starts."""
+    """Run stages in order, skipping finished ones; `on_stage(i, stage)` is told before each one starts.
+
+    Stages named in `rerun` run again from scratch, and so does every stage downstream of one whose result
+    then differs from before (a file output's hash changed, or a model was retrained).
+    """
+    check_rerun(stages, rerun)
     fingerprints: dict[str, str] = {}
+    changed: set[str] = set()  # re-run stages whose result differs from the one recorded before
     outcome = StageRun()
     for position, stage in enumerate(stages):
         stage.fingerprint = settings_hash([stage.settings, [fingerprints[u] for u in stage.upstream]])
         fingerprints[stage.name] = stage.fingerprint
         record = manifest.stage(stage.name)
+        forced = stage.name in rerun or any(name in changed for name in stage.upstream)
         if (
-            record.get("status") == "done"
+            not forced
+            and record.get("status") == "done"
             and record.get("fingerprint") == stage.fingerprint
             and stage.output.exists()
         ):
+            _check_unchanged(stage, record, manifest)
             logger.info("stage %s: done, skipping", stage.name)
             outcome.skipped.append(stage.name)
             continue
         if on_stage is not None:
             on_stage(position, stage)
-        if record and record.get("fingerprint") != stage.fingerprint:
-            # Settings changed: stale outputs (and checkpoints) must not be resumed from.
-            logger.info("stage %s: settings changed, re-running from scratch", stage.name)
+        if forced or (record and record.get("fingerprint") != stage.fingerprint):
+            # Settings changed (or a re-run was asked for): stale outputs and checkpoints must not be resumed.
+            why = "re-run asked for" if forced else "settings changed"
+            logger.info("stage %s: %s, re-running from scratch", stage.name, why)
             if process_state().is_main_process:
                 _remove_outputs(stage)
             process_state().wait_for_everyone()
+        previous = record.get("output_sha256")  # read now: the manifest updates this record in place
         _execute(stage, manifest, list((callbacks or {}).get(stage.name, ())))
+        digest = manifest.stage(stage.name).get("output_sha256")
+        if forced and (digest is None or digest != previous):
+            changed.add(stage.name)
         outcome.executed.append(stage.name)
     return outcome
 
@@ -187,5 +243,10 @@ def _execute(stage: Stage, manifest: Manifest, callbacks: Sequence[TrainerCallba
         _release_memory()
     finished = time.time()
     manifest.update(
-        stage.name, status="done", finished=finished, duration_s=round(finished - started, 3), error=None
+        stage.name,
+        status="done",
+        finished=finished,
+        duration_s=round(finished - started, 3),
+        error=None,
+        output_sha256=output_digest(stage.output),
     )

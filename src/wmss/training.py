@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import math
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -91,16 +92,34 @@ def make_training_arguments(
         ) from None
 
 
-def resume_checkpoint(output_dir: Path) -> str | None:
-    """The last `checkpoint-N` directory under `output_dir`, if any (so a re-run resumes)."""
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The last `checkpoint-N` directory under `output_dir` whose save finished, if any."""
     if not output_dir.is_dir():
         return None
     # trainer_state.json is written last: a checkpoint without it was cut off mid-save and is skipped.
     complete = [p for p in output_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     complete = [p for p in complete if p.name.removeprefix("checkpoint-").isdigit()]
-    if not complete:
+    return max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")), default=None)
+
+
+def check_training_settings(config: RunConfig) -> None:
+    """Build both training stages' arguments up front, so a bad setting (an unknown `extra` key, say) stops a
+    run before its first stage rather than when the stage that reads it starts."""
+    # Imported here: TRL and the trainer pull in the whole training stack, which a config does not need.
+    from trl import SFTConfig
+
+    from wmss.trainer import WMSSConfig
+
+    scratch = Path(tempfile.gettempdir()) / "wmss-settings-check"  # never created: arguments only name it
+    for section, args_class in (("sft", SFTConfig), ("joint", WMSSConfig)):
+        make_training_arguments(config, section, scratch, args_class=args_class)
+
+
+def resume_checkpoint(output_dir: Path) -> str | None:
+    """The last complete `checkpoint-N` directory under `output_dir`, if any (so a re-run resumes)."""
+    last = last_complete_checkpoint(output_dir)
+    if last is None:
         return None
-    last = max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")))
     logger.info("resuming from %s", last)
     return str(last)
 
@@ -206,10 +225,16 @@ class NonFiniteGuard(TrainerCallback):
 
     def _stop(self, what: str, step: int, branches: list[str], output_dir: str) -> None:
         branch = f" (branch {'/'.join(branches)})" if branches else ""
+        last = last_complete_checkpoint(Path(output_dir))
+        kept = (
+            f"the last good checkpoint {last} is kept and a re-run resumes from it"
+            if last is not None
+            else f"no checkpoint was saved before it (none in {output_dir}): a re-run starts the stage over"
+        )
         raise NonFiniteError(
-            f"{self.stage}: non-finite {what} at step {step}{branch}; training stopped and the last good "
-            f"checkpoint under {output_dir} is kept. Lower the learning rate, train in bf16 rather than fp16, "
-            f"or set '{self.stage}.max_nonfinite_steps' to skip a few such steps"
+            f"{self.stage}: non-finite {what} at step {step}{branch}; training stopped and {kept}. Lower "
+            "the learning rate, train in bf16 rather than fp16, or set "
+            f"'{self.stage}.max_nonfinite_steps' to skip a few such steps"
             + (f" (skipped {self.skipped} already)" if self.skipped else "")
         )
 
@@ -286,10 +311,59 @@ def _incomplete_checkpoints(output_dir: Path) -> list[Path]:
     return [p for p in output_dir.glob("checkpoint-*") if not (p / "trainer_state.json").is_file()]
 
 
+class _ScheduleDone(Exception):
+    """Raised before training starts when the resumed checkpoint is already the schedule's last step."""
+
+
+class FinalStepGuard(TrainerCallback):
+    """No optimizer step past the end of the schedule, and the last steps' loss in the logged history.
+
+    Trainer checks `max_steps` only after a step, so a stage resumed from its final checkpoint (killed right
+    after it, or re-run after its manifest record was lost) would train one step more than an uninterrupted
+    run did.
+    """
+
+    def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, **_: Any) -> None:
+        """Stop before any batch is drawn when the resumed state already reached the last step."""
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            raise _ScheduleDone
+
+    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, **_: Any) -> None:
+        """Log the final step, so the logged history covers every step (summary.json averages it)."""
+        if state.global_step >= state.max_steps:
+            control.should_log = True
+
+
+def logged_train_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """Mean training loss over every logged optimizer step: each logged loss weighs the steps it averages."""
+    total, covered, last = 0.0, 0, 0
+    for entry in log_history:
+        step, loss = entry.get("step"), entry.get("loss")
+        if isinstance(step, int) and isinstance(loss, (int, float)) and step > last:
+            total += loss * (step - last)
+            covered += step - last
+            last = step
+    return total / covered if covered else None
+
+
 def train_resumable(trainer: Trainer, checkpoints: Path) -> TrainOutput:
-    """`trainer.train`, resumed from the last complete checkpoint; a failed checkpoint write names its path."""
+    """`trainer.train`, resumed from the last complete checkpoint; a failed checkpoint write names its path.
+
+    The loss it reports is the mean over all of the stage's steps from the logged history (the checkpoint's
+    and this run's), not over the steps this call trained: a resumed stage reports what an uninterrupted
+    one does.
+    """
+    # First: it must stop a finished schedule before any other callback starts work (progress bars, hooks).
+    trainer.callback_handler.callbacks.insert(0, FinalStepGuard())
     try:
-        return trainer.train(resume_from_checkpoint=resume_checkpoint(checkpoints))
+        result = trainer.train(resume_from_checkpoint=resume_checkpoint(checkpoints))
+    except _ScheduleDone:
+        logger.info(
+            "the last checkpoint is the end of the schedule (step %d): nothing left to train",
+            trainer.state.global_step,
+        )
+        trainer.is_in_train = False
+        result = TrainOutput(trainer.state.global_step, 0.0, {})
     except Exception as exc:
         reason = write_failure(exc)
         if reason is None:
@@ -300,3 +374,5 @@ def train_resumable(trainer: Trainer, checkpoints: Path) -> TrainOutput:
             f"writing {where} failed ({reason}); the last complete checkpoint is kept and the cut-off one is "
             "ignored on resume: free disk space, then re-run the same command to resume"
         ) from exc
+    loss = logged_train_loss(trainer.state.log_history)
+    return result if loss is None else TrainOutput(result.global_step, loss, result.metrics)
