@@ -9,9 +9,10 @@ import pytest
 from tests.helpers import tiny_training_overrides
 from wmss.cli import main
 from wmss.compare.arms import ARMS, make_arm
+from wmss.compare.report import build_report
 from wmss.compare.runner import build_plan, parse_sweep, run_compare, sweep_points
 from wmss.config import load_config
-from wmss.errors import ConfigError
+from wmss.errors import ConfigError, DataError
 
 
 def compare_config(model_dir, data, tmp_path, **extra):
@@ -150,8 +151,10 @@ def test_compare_end_to_end_two_seeds(tiny_model_dir, train_jsonl, tmp_path, eva
     before = report["models"]["wmss"]["accuracy_per_seed"][0]
     data["benchmarks"]["heldout"]["correct"][0] = 1 - data["benchmarks"]["heldout"]["correct"][0]
     eval_path.write_text(json.dumps(data))
-    again = run_compare(config)
-    assert again["stages"]["executed"] == []
+    # A re-run notices the edit (the file's recorded hash) instead of reporting it as measured.
+    with pytest.raises(DataError, match=r"stage seed0\.eval\.wmss: .*--rerun seed0\.eval\.wmss"):
+        run_compare(config)
+    again = build_report(config, build_plan(config, run_dir))
     assert abs(again["models"]["wmss"]["accuracy_per_seed"][0] - before) == pytest.approx(1 / 6)
 
 
@@ -184,7 +187,7 @@ def test_weak_arm_trains_against_the_given_model(
         tiny_model_dir,
         train_jsonl,
         tmp_path,
-        **{"compare.arms": f"['{arm}']", "compare.eval_file": eval_file},
+        **{"compare.arms": f"['{arm}']", "compare.reference": "m1", "compare.eval_file": eval_file},
     )
     plan = build_plan(config, tmp_path / "cmp")
     (joint,) = [

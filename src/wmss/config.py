@@ -307,14 +307,19 @@ def with_values(config: RunConfig, values: Mapping[str, Any], source: str = "the
     return config
 
 
-def _check_local_or_hub(key: str, value: str | None) -> None:
-    # Hub ids ("org/name", legacy "gpt2") cannot be checked offline; anything path-like must exist.
-    if value is None or Path(value).expanduser().exists():
-        return
+def is_hub_id(value: str) -> bool:
+    """True when `value` has the form of a hub id ("org/name", legacy "gpt2"), not of a local path."""
     looks_local = value.startswith((".", "/", "~")) or value.endswith(
         (".json", ".jsonl", ".yaml", ".parquet")
     )
-    if looks_local or not _HUB_ID.match(value):
+    return not looks_local and bool(_HUB_ID.match(value))
+
+
+def _check_local_or_hub(key: str, value: str | None) -> None:
+    # Hub ids cannot be checked here (models are probed when they load); anything path-like must exist.
+    if value is None or Path(value).expanduser().exists():
+        return
+    if not is_hub_id(value):
         raise ConfigError(f"'{key}': path does not exist: {value}")
 
 
@@ -375,6 +380,19 @@ def validate(config: RunConfig) -> None:
 def _validate_compare(c: CompareConfig) -> None:
     if not c.arms:
         raise ConfigError("'compare.arms' is empty: name at least one method (e.g. [sft_continued, wmss])")
+    # Imported here: the arm registry builds on this module. Unknown arms first: a typo there is the error.
+    from wmss.compare.arms import arm_spec
+
+    for name in c.arms:
+        arm_spec(name)
+    # The report compares every row with the reference: an arm, a sweep point of a swept arm, or M0/M1.
+    rows = [*c.arms, *(["m0", "m1"] if c.evaluate_base_models else [])]
+    swept = c.sweeps and any(c.reference.startswith(f"{arm}[") for arm in c.sweep_arms)
+    if c.reference not in rows and not swept:
+        raise ConfigError(
+            f"'compare.reference' is {c.reference!r}, which is not among the arms compared "
+            f"({', '.join(rows)}); add it to 'compare.arms' (--arms) or choose one of them"
+        )
     if not c.seeds or len(set(c.seeds)) != len(c.seeds):
         raise ConfigError(f"'compare.seeds' must be a non-empty list of distinct integers, got {c.seeds}")
     for name in ("eval_batch_size", "max_new_tokens", "n_resamples"):

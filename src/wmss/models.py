@@ -2,17 +2,103 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
+import struct
+from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi, try_to_load_from_cache
+from huggingface_hub import constants as hub_constants
+from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from wmss.config import ModelConfig
+from wmss.config import ModelConfig, is_hub_id
 from wmss.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+HUB_PROBE_TIMEOUT_S = 3.0
+_TRUE = ("1", "ON", "YES", "TRUE")
+
+
+def _offline() -> bool:
+    # The environment is read now, not at import time, so a variable set after start-up still counts.
+    env = (os.environ.get(name, "").upper() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(env) or hub_constants.HF_HUB_OFFLINE
+
+
+@functools.cache
+def _hub_problem(repo_id: str) -> str | None:
+    """Why `repo_id` cannot be fetched from the hub (None when it can): one quick request, no retries."""
+    try:
+        HfApi().model_info(repo_id, timeout=HUB_PROBE_TIMEOUT_S)
+    except GatedRepoError:
+        return None  # it exists; transformers explains access itself
+    except RepositoryNotFoundError:
+        return "a model on the hub (it has none by that name; for a private one, log in with `hf auth login`)"
+    except (
+        Exception
+    ) as exc:  # any transport failure (DNS, refused, timeout, proxy) means the same to the user
+        return (
+            f"reachable on the hub (no answer from {hub_constants.ENDPOINT} within "
+            f"{HUB_PROBE_TIMEOUT_S:g} s: {type(exc).__name__}); check the path, or set HF_HUB_OFFLINE=1 "
+            "to use cached models only"
+        )
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's header and length (None when they are sound)."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, shorter than a safetensors header"
+        (length,) = struct.unpack("<Q", head)
+        if 8 + length > size:
+            return f"truncated: its header needs {8 + length} bytes, the file has {size}"
+        try:
+            header = json.loads(handle.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "damaged header (not JSON)"
+    offsets = [entry.get("data_offsets", [0, 0]) for key, entry in header.items() if key != "__metadata__"]
+    end = 8 + length + max((int(stop) for _, stop in offsets), default=0)
+    return f"truncated: its tensors need {end} bytes, the file has {size}" if end > size else None
+
+
+def check_model_path(path: str, need_config: bool = True) -> None:
+    """Refuse, in one line naming `path`, a model that cannot load: missing locally and not on the hub
+    (offline mode honoured, one quick probe), a file, a directory without config.json, truncated weights."""
+    local = Path(path).expanduser()
+    if local.is_file():
+        raise ModelError(
+            f"{path} is a file, not a model directory: give the directory that holds config.json"
+        )
+    if local.is_dir():
+        if need_config and not (local / "config.json").is_file():
+            raise ModelError(f"{path} has no config.json: not a Hugging Face model directory")
+        for weights in sorted(local.glob("*.safetensors")):
+            problem = _safetensors_problem(weights)
+            if problem:
+                raise ModelError(f"{weights} is damaged ({problem}); re-download or re-save the model")
+        return
+    if not is_hub_id(path):
+        raise ModelError(f"{path} is neither a local directory nor a valid hub id (org/name)")
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):
+        return  # in the local hub cache: loads without the network
+    if _offline():
+        raise ModelError(
+            f"{path} is neither a local directory nor a model in the local hub cache "
+            "(offline mode: HF_HUB_OFFLINE)"
+        )
+    problem = _hub_problem(path)
+    if problem:
+        raise ModelError(f"{path} is neither a local directory nor {problem}")
 
 
 def resolve_dtype(name: str) -> torch.dtype | str:
@@ -24,6 +110,7 @@ def load_tokenizer(path: str, cfg: ModelConfig | None = None) -> PreTrainedToken
     """Load a tokenizer and make sure it has a pad token (falls back to EOS)."""
     cfg = cfg or ModelConfig()
     source = cfg.tokenizer or path
+    check_model_path(source, need_config=cfg.tokenizer is None)  # a separate tokenizer needs no model config
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:
@@ -48,10 +135,11 @@ def load_causal_lm(
     kwargs: dict = {"dtype": resolve_dtype(name), "trust_remote_code": cfg.trust_remote_code}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
+    check_model_path(path)
     try:
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load a causal LM from {path!r}: {exc}") from None
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise ModelError(f"cannot load a causal LM from {path!r}: {' '.join(str(exc).split())}") from None
 
 
 def vocabulary_signature(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
