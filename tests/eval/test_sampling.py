@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM
 
 from tests.conftest import tiny_qwen3_config
-from tests.eval.test_backends import PROMPTS
 from tests.fakes import FakeBackend
 from wmss import plots
 from wmss.errors import ConfigError, WMSSError
@@ -32,6 +31,7 @@ from wmss.eval.sampling import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PROMPTS = ["What is 2+3?", "a", "A much longer prompt than the others, to force left padding.", "xyz"]
 
 
 @pytest.fixture(scope="module")
