@@ -16,6 +16,10 @@ from wmss.diagnostics import MIXING_STATS, mixing_stats
 IGNORE = -100
 
 
+def naive_margin(z: torch.Tensor, y: int) -> float:
+    return z[y].item() - max(z[k].item() for k in range(z.numel()) if k != y)
+
+
 def naive_mixing_stats(strong: torch.Tensor, weak: torch.Tensor, labels: torch.Tensor, lam: float) -> dict:
     """Position by position in float64; gradients of each position's CE w.r.t. z_strong by autograd."""
     counts = dict.fromkeys(MIXING_STATS[:4], 0.0)
@@ -36,11 +40,7 @@ def naive_mixing_stats(strong: torch.Tensor, weak: torch.Tensor, labels: torch.T
             z_mix = lam * zs + (1 - lam) * zw
             counts["frac_mix_lowers_target"] += torch.softmax(z_mix, 0)[y].item() < ps[y].item()
 
-            def margin(z: torch.Tensor) -> float:
-                others = [z[k].item() for k in range(z.numel()) if k != y]
-                return z[y].item() - max(others)
-
-            counts["frac_weak_margin_le_strong"] += margin(zw) <= margin(zs)
+            counts["frac_weak_margin_le_strong"] += naive_margin(zw, y) <= naive_margin(zs, y)
             counts["frac_weak_confidently_wrong"] += int(zw.argmax()) != y and pw.max().item() > 0.9
             (g_sft,) = torch.autograd.grad(F.cross_entropy(zs[None], torch.tensor([y])), zs)
             (g_mix,) = torch.autograd.grad(F.cross_entropy(z_mix[None], torch.tensor([y])), zs)
