@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig, TrainConfig, require
 from wmss.curriculum import FINGERPRINT_NAMES
 from wmss.data.cache import source_state
-from wmss.io import ensure_directory
-from wmss.models import load_tokenizer
+from wmss.io import Inputs, check_not_input, ensure_directory
+from wmss.models import check_model_path, load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.phases.curriculum import CURRICULUM_FILE, read_curriculum, run_curriculum
 from wmss.phases.entropy import run_entropy
@@ -32,7 +32,7 @@ from wmss.phases.joint import active_dataset, final_dir, run_joint
 from wmss.phases.sft import run_sft
 from wmss.runlock import lock_run_directory
 from wmss.stages import MANIFEST, Manifest, Stage, depends_on, run_stages
-from wmss.training import process_state
+from wmss.training import check_training_settings, process_state
 
 logger = logging.getLogger(__name__)
 
@@ -283,20 +283,48 @@ def build_stages(config: RunConfig, run_dir: Path) -> tuple[list[Stage], dict[st
     return stages, models
 
 
+def run_inputs(config: RunConfig) -> Inputs:
+    """What a run reads (by config key): a run directory may hold them, but no stage may write over them."""
+    c, m = config.compare, config.model
+    keys = {"model.base": m.base, "model.sft": m.sft, "model.tokenizer": m.tokenizer}
+    return keys | {
+        "data.train": config.data.train,
+        "compare.eval_file": c.eval_file,
+        "compare.data_dir": c.data_dir,
+    }
+
+
+def check_run(config: RunConfig) -> None:
+    """What can be checked before a run's first stage: its models load and its training settings are valid."""
+    for model in (config.model.base, config.model.sft):
+        if model:
+            check_model_path(model)
+    check_training_settings(config)
+
+
+def check_stage_outputs(stages: Sequence[Stage], inputs: Inputs) -> None:
+    """Refuse a run whose stage directories (each removed whole when its settings change) hold an input."""
+    for stage in stages:
+        check_not_input(stage.directory, inputs, replaces=True)
+
+
 def run_pipeline(
     config: RunConfig,
     run_dir: str | Path | None = None,
     callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
+    rerun: Collection[str] = (),
 ) -> RunResult:
     """Execute (or resume) Algorithm 1 in `run_dir` (default `pipeline.output_dir`)."""
     require(config, "model.base", "data.train")
-    run_dir = ensure_directory(run_dir or config.pipeline.output_dir)
+    check_run(config)
+    run_dir = ensure_directory(run_dir or config.pipeline.output_dir, run_inputs(config))
     with lock_run_directory(run_dir):
+        stages, models = build_stages(config, run_dir)
+        check_stage_outputs(stages, run_inputs(config))
         if process_state().is_main_process:
             config.save(run_dir / "config.yaml")
-        stages, models = build_stages(config, run_dir)
         manifest = Manifest(run_dir / MANIFEST)
-        outcome = run_stages(stages, manifest, callbacks)
+        outcome = run_stages(stages, manifest, callbacks, rerun=rerun)
         result = RunResult(
             run_dir=run_dir, sft_model=models["sft"], executed=outcome.executed, skipped=outcome.skipped
         )
@@ -329,12 +357,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
     parser.add_argument("--output", help="run directory (pipeline.output_dir)")
+    add_rerun_argument(parser)
+
+
+def add_rerun_argument(parser: argparse.ArgumentParser) -> None:
+    """`--rerun STAGE` (repeatable), shared by `wmss run` and `wmss compare`."""
+    parser.add_argument(
+        "--rerun",
+        metavar="STAGE",
+        action="append",
+        default=[],
+        help="run this finished stage again from scratch (e.g. round1.entropy_weak), and every later stage its "
+        "new result changes; repeatable",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss run`."""
     config = config_from_args(args, SHORTCUTS)
-    result = run_pipeline(config)
+    result = run_pipeline(config, rerun=args.rerun)
     print(f"run directory: {result.run_dir} (manifest: {result.run_dir / MANIFEST})")
     print(f"final WMSS model: {result.final_model}")
     if result.sft_continued_model:

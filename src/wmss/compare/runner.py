@@ -13,7 +13,7 @@ import argparse
 import itertools
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from wmss.eval.records import BenchmarkRecord
 from wmss.io import atomic_write_json, ensure_directory
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data
-from wmss.pipeline import DATA_CACHE, Steps
+from wmss.pipeline import DATA_CACHE, Steps, add_rerun_argument, check_run, check_stage_outputs, run_inputs
 from wmss.runlock import lock_run_directory
 from wmss.stages import MANIFEST, Manifest, Stage, run_stages, settings_hash
 from wmss.training import process_state
@@ -271,12 +271,15 @@ def run_compare(
     config: RunConfig,
     run_dir: str | Path | None = None,
     callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
+    rerun: Collection[str] = (),
 ) -> dict[str, Any]:
     """Run (or resume) the comparison in `run_dir` (default `pipeline.output_dir`) and write its report."""
     require(config, "model.base", "data.train")
-    run_dir = ensure_directory(run_dir or config.pipeline.output_dir)
+    check_run(config)
+    run_dir = ensure_directory(run_dir or config.pipeline.output_dir, run_inputs(config))
     with lock_run_directory(run_dir):
         plan = build_plan(config, run_dir)
+        check_stage_outputs(plan.stages, run_inputs(config))
         if process_state().is_main_process:
             config.save(run_dir / "config.yaml")
         total = len(plan.stages)
@@ -284,7 +287,9 @@ def run_compare(
         def progress(position: int, stage: Stage) -> None:
             print(f"[compare {position + 1}/{total}] {stage.name}", file=sys.stderr, flush=True)
 
-        outcome = run_stages(plan.stages, Manifest(run_dir / MANIFEST), callbacks, on_stage=progress)
+        outcome = run_stages(
+            plan.stages, Manifest(run_dir / MANIFEST), callbacks, on_stage=progress, rerun=rerun
+        )
         report = build_report(config, plan)
         report["stages"] = {"executed": outcome.executed, "skipped": outcome.skipped}
         if process_state().is_main_process:
@@ -339,11 +344,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmarks", type=_csv, help="benchmarks for wmss.eval, e.g. gsm8k,svamp")
     parser.add_argument("--data-dir", help="directory of local benchmark files (compare.data_dir)")
     parser.add_argument("--limit", type=int, help="first N problems of each benchmark (compare.eval_limit)")
+    add_rerun_argument(parser)
 
 
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss compare`."""
     config = config_from_args(args, SHORTCUTS)
-    report = run_compare(config)
+    report = run_compare(config, rerun=args.rerun)
     print(render_table(report))
     print(f"report: {Path(config.pipeline.output_dir) / 'report.md'} and report.json, plots in plots/")

@@ -34,6 +34,7 @@ from wmss.demo.task import (
     write_jsonl,
 )
 from wmss.demo.tokenizer import build_demo_tokenizer
+from wmss.errors import ConfigError
 from wmss.io import atomic_directory, atomic_write_json, read_json
 from wmss.phases.common import StageLayout
 from wmss.prompts import apply_template
@@ -269,6 +270,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss demo`."""
+    if args.seeds < 1:  # before any work: M0 is built first
+        raise ConfigError(f"--seeds must be >= 1 (the number of training seeds), got {args.seeds}")
     if args.preset in REAL_PRESETS:
         real.run_cli(args)
         return
