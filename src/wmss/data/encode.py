@@ -21,7 +21,7 @@ import numpy as np
 from jinja2 import TemplateError
 
 from wmss.config import DataConfig
-from wmss.data.records import DataStats, load_records, reject_record
+from wmss.data.records import MAX_NAMED, DataStats, load_records, reject_record
 from wmss.data.render import has_chat_template, render_example
 from wmss.defaults import IGNORE_INDEX
 from wmss.errors import DataError, ModelError
@@ -96,6 +96,8 @@ def _tokenize_chunk(
         if len(completion_ids) > room:
             if cfg.overlong == "drop" or room < 1:
                 stats.n_dropped += 1
+                if len(stats.dropped) < MAX_NAMED:
+                    stats.dropped.append({"idx": record["idx"], "source": record["source"]})
                 continue
             completion_ids = completion_ids[:room]
             stats.n_truncated += 1
@@ -124,6 +126,14 @@ def tokenize_records(
             "skipped %d record(s) the chat template rejected; first: %s",
             len(problems),
             "; ".join(problems[:_MAX_REPORTED]),
+        )
+    if stats.n_dropped:
+        logger.warning(
+            "dropped %d record(s) longer than data.max_length=%d (%s); first: %s",
+            stats.n_dropped,
+            cfg.max_length,
+            "data.overlong: drop" if cfg.overlong == "drop" else "the prompt alone fills it",
+            "; ".join(f"idx {d['idx']} ({d['source']})" for d in stats.dropped[:_MAX_REPORTED]),
         )
     stats.n_examples = sum(len(part) for part in parts)
     if stats.n_examples == 0:

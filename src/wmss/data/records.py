@@ -39,6 +39,7 @@ FIELDS = ("messages", "prompt", "completion", "system", "idx")
 _BUILDERS = {".parquet": "parquet", ".csv": "csv"}
 _SAVED_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 _MAX_REPORTED = 5
+MAX_NAMED = 100  # dropped records named in a stage's summary (all of them are counted)
 
 
 @dataclass
@@ -51,8 +52,10 @@ class DataStats:
     n_dropped: int = 0
     n_examples: int = 0
     n_completion_tokens: int = 0
+    # The first MAX_NAMED records dropped as longer than data.max_length: {"idx": 5, "source": "train.jsonl:6"}.
+    dropped: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON serialisable)."""
         return dataclasses.asdict(self)
 

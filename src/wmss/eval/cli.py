@@ -14,9 +14,10 @@ from wmss.errors import ConfigError
 from wmss.eval.backends import DTYPES, GenerationBackend, HFBackend, VLLMBackend
 from wmss.eval.datasets import BENCHMARKS, load_benchmark
 from wmss.eval.records import BenchmarkRecord
-from wmss.eval.results import EvalResult, merge_results, results_markdown, write_results
+from wmss.eval.results import EvalResult, merge_results, result_paths, results_markdown, write_results
 from wmss.eval.runner import evaluate, grade_responses
 from wmss.eval.sandbox import require_code_execution_opt_in, require_isolation
+from wmss.io import ensure_output_file
 from wmss.prompts import resolve_system_prompt
 
 DEFAULT_MAX_NEW_TOKENS = 4096
@@ -192,6 +193,11 @@ def _evaluate_models(args: argparse.Namespace) -> EvalResult:
 def run_cli(args: argparse.Namespace) -> None:
     """Run `wmss eval` and print the results table and the files written."""
     _check_args(args)
+    # Re-grading a samples.jsonl into its own folder would replace the responses being graded.
+    inputs = {"--responses": args.responses, "--data-dir": args.data_dir}
+    inputs |= {f"--model {model}": model for model in args.model or []}
+    for path in result_paths(args.output).values():
+        ensure_output_file(path, inputs)
     if args.require_isolation:
         require_isolation()
     if args.responses:

@@ -189,14 +189,19 @@ def summary_dict(result: EvalResult) -> dict[str, Any]:
     return data
 
 
-def write_results(result: EvalResult, output_dir: str | Path) -> dict[str, Path]:
-    """Write samples.jsonl, summary.json and results.md atomically; return their paths by role."""
+def result_paths(output_dir: str | Path) -> dict[str, Path]:
+    """The files `write_results` writes, by role."""
     output_dir = Path(output_dir)
-    paths = {
+    return {
         "samples": output_dir / "samples.jsonl",
         "summary": output_dir / "summary.json",
         "table": output_dir / "results.md",
     }
+
+
+def write_results(result: EvalResult, output_dir: str | Path) -> dict[str, Path]:
+    """Write samples.jsonl, summary.json and results.md atomically; return their paths by role."""
+    paths = result_paths(output_dir)
     samples = "".join(json.dumps(asdict(sample), ensure_ascii=False) + "\n" for sample in result.samples)
     atomic_write_text(paths["samples"], samples)
     atomic_write_text(paths["summary"], json.dumps(summary_dict(result), indent=2, ensure_ascii=False) + "\n")

@@ -168,7 +168,18 @@ def _response(row: JsonRow) -> dict[str, Any]:
     for key in ("benchmark", "output"):
         if not isinstance(response.get(key), str):
             raise DataError(f"{row.where}: missing string field {key!r} (fields: {sorted(response)})")
+    for key in ("finished", "truncated"):
+        if response.get(key) is not None and not isinstance(response[key], bool):
+            raise DataError(f"{row.where}: field {key!r} must be true or false, got {response[key]!r}")
     return response
+
+
+def _finished(response: dict[str, Any]) -> bool | None:
+    """Whether the generation ended by itself, as the responses record it: `finished`, or a graded sample's
+    `truncated` (samples.jsonl); None when neither is given, and the output's own markup decides."""
+    if response.get("finished") is not None:
+        return response["finished"]
+    return None if response.get("truncated") is None else not response["truncated"]
 
 
 class _RecordLookup:
@@ -240,7 +251,7 @@ def grade_responses(
         sample_index = row.get("sample", seen[key])
         seen[key] += 1
         correct, extracted, truncated = grade_output(
-            record, row["output"], row.get("finished"), authors_compat, code_timeout_s
+            record, row["output"], _finished(row), authors_compat, code_timeout_s
         )
         samples.append(
             SampleResult(

@@ -135,6 +135,16 @@ def read_curriculum(path: str | Path) -> dict[str, Any]:
     finite = all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights)
     if not finite:
         raise DataError(f"{path}: 'weights' must be finite and non-negative; {CURRICULUM_REMEDY}")
+    total = math.fsum(weights)
+    if not math.isclose(total, 1.0, rel_tol=1e-6):
+        raise DataError(
+            f"{path}: 'weights' sum to {total:g}, not 1: they are not a sampling distribution; "
+            f"{CURRICULUM_REMEDY}"
+        )
+    if not draws:
+        raise DataError(
+            f"{path}: 'draws' is empty: the curriculum drew no samples to train on; {CURRICULUM_REMEDY}"
+        )
     unknown = set(draws) - set(ids)
     if unknown:
         raise DataError(
