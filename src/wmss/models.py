@@ -110,7 +110,7 @@ def load_tokenizer(path: str, cfg: ModelConfig | None = None) -> PreTrainedToken
     """Load a tokenizer and make sure it has a pad token (falls back to EOS)."""
     cfg = cfg or ModelConfig()
     source = cfg.tokenizer or path
-    check_model_path(source, need_config=cfg.tokenizer is None)  # a separate tokenizer needs no model config
+    check_model_path(source, need_config=False)  # a tokenizer directory needs no model config
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:

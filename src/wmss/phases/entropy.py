@@ -23,7 +23,7 @@ from wmss.entropy import chunked_sample_entropy, sample_entropy, scored_token_co
 from wmss.errors import DataError
 from wmss.io import atomic_write_json, ensure_output_file, read_json_object
 from wmss.joint_model import uses_plain_output_head
-from wmss.models import load_causal_lm, load_tokenizer
+from wmss.models import check_model_path, load_causal_lm, load_tokenizer
 from wmss.phases.common import data_inputs, load_training_data
 from wmss.training import process_state
 
@@ -79,6 +79,7 @@ def run_entropy(
     state = process_state()
     # Before the model runs, not after; never over the data or the model it reads.
     output_file = ensure_output_file(output_file, {"the model": model_path, **data_inputs(config)})
+    check_model_path(model_path)
     tokenizer = load_tokenizer(model_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
     model = load_causal_lm(model_path, config.model).to(state.device)

@@ -18,7 +18,7 @@ from wmss.data import TrainingData, make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.errors import ConfigError, DataError
 from wmss.io import ensure_directory
-from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+from wmss.models import check_model_path, check_same_vocabulary, load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
     completion_tokens,
@@ -73,11 +73,15 @@ def run_joint(
         )
     inputs = {"the weak model": weak_path, "the strong model": strong_path, "the curriculum": curriculum}
     layout = StageLayout(ensure_directory(output_dir, {**inputs, **data_inputs(config)}, replaces=True))
+    w = config.wmss
+    # Inputs are checked before the data is tokenised: a bad model or curriculum costs no work.
+    for path in (strong_path, weak_path) if w.weak_control != "uniform" else (strong_path,):
+        check_model_path(path)
+    drawn = read_curriculum(curriculum) if curriculum else None
     tokenizer = load_tokenizer(strong_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
-    dataset = active_dataset(data, read_curriculum(curriculum) if curriculum else None)
+    dataset = active_dataset(data, drawn)
     dataset = with_loss_tokens(dataset, config.joint.loss_tokens)  # the authors train every token here
-    w = config.wmss
     strong = load_causal_lm(strong_path, config.model, for_training=True)
     weak = None
     if w.weak_control != "uniform":  # the uniform control mixes in constant logits: no weak model at all

@@ -18,7 +18,7 @@ from wmss.config import RunConfig, require
 from wmss.data import make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.io import ensure_directory
-from wmss.models import load_causal_lm, load_tokenizer
+from wmss.models import check_model_path, load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
     completion_tokens,
@@ -48,6 +48,7 @@ def run_sft(
     # The stage directory is rewritten (model/, checkpoints/): it must neither be nor hold an input.
     inputs = {"the model": model_path, **data_inputs(config)}
     layout = StageLayout(ensure_directory(output_dir, inputs, replaces=True))
+    check_model_path(model_path)
     tokenizer = load_tokenizer(model_path, config.model)
     data_stats = None
     if dataset is None:

@@ -218,7 +218,11 @@ def prepare_am_r1(options: PrepareOptions) -> PrepareResult:
     options.validate()
     if options.code == "verify":
         require_code_execution_opt_in(options.allow_code_execution)
-    output = ensure_output_file(options.output)
+    # An output inside a directory of shards is allowed (it is never read back as a shard); a shard file is not.
+    shard_file = options.input if Path(options.input).expanduser().is_file() else None
+    inputs = {"--input": shard_file, "--tokenizer": options.tokenizer}
+    inputs |= {f"--decontaminate {path}": path for path in options.benchmarks}
+    output = ensure_output_file(options.output, inputs)
     work = work_directory(output)
     shards = _input_shards(options, output, work)
     index = load_benchmark_index(options.benchmarks, options.ngram) if options.benchmarks else None
