@@ -117,6 +117,8 @@ def test_compare_end_to_end_two_seeds(tiny_model_dir, train_jsonl, tmp_path, eva
             "compare.max_new_tokens": 6,
             "compare.n_resamples": 200,
             "compare.diagnostics_samples": 4,
+            "compare.sampling_problems": 3,
+            "compare.sampling_n": 2,
         },
     )
     report = run_compare(config)
@@ -142,6 +144,32 @@ def test_compare_end_to_end_two_seeds(tiny_model_dir, train_jsonl, tmp_path, eva
     assert saved["budgets"]["wmss"][0]["forward_passes"] == 2 * saved["budgets"]["wmss"][0]["optimizer_steps"]
     assert "effective_sample_size" in saved["curriculum"]
     assert "target_logit" in saved["diagnostics"]["m1"]
+    # The premises come first, each with its value, threshold and verdict; unmeasured ones say so.
+    premises = {p["name"]: p for p in saved["premises"]}
+    assert set(premises) == {
+        "weak_softer_samples",
+        "mix_lowers_target_tokens",
+        "weak_margin_le_strong_tokens",
+        "m1_saturated",
+    }
+    assert premises["m1_saturated"]["holds"] is None  # no sft_continued_plain arm: not measured
+    assert 0.0 <= premises["weak_softer_samples"]["value"] <= 1.0
+    assert len(saved["regime"]["per_seed"]["token_level"]) == 2
+    markdown = (run_dir / "report.md").read_text()
+    assert markdown.index("Premises: is this the paper's regime?") < markdown.index("## Verdicts")
+    # Sampling: every evaluated model but M0, pass@k up to n, paired against the reference.
+    assert set(saved["sampling"]) == set(saved["models"]) - {"m0"}
+    for row, entry in saved["sampling"].items():
+        assert entry["n"] == 2 and entry["n_problems"] == 3 and len(entry["per_seed"]) == 2
+        assert 0.0 <= entry["pass@1"] <= entry["pass@2"] <= 1.0
+        assert 1.0 <= entry["distinct_answers"] <= 2.0
+        assert ("sentence" in entry) is (row != "sft_continued")
+    # Branches: only the co-trained joint arm has a weak branch of its own.
+    assert set(saved["branches"]) == {"wmss"}
+    branch = saved["branches"]["wmss"]
+    assert branch["strong"] == pytest.approx(saved["models"]["wmss"]["accuracy"])
+    assert 0.0 <= branch["weak"] <= 1.0 and 0.0 <= branch["mixed"] <= 1.0
+    assert branch["weight_change"]["strong"] > 0 and branch["weight_change"]["weak"] > 0
     assert (run_dir / "report.md").read_text().startswith("# WMSS comparison")
     assert all((run_dir / p).is_file() for p in saved["plots"])
     # The numbers come from the generations: flipping one graded outcome moves that arm's accuracy.
@@ -197,3 +225,21 @@ def test_weak_arm_trains_against_the_given_model(
     assert joint.settings["strong"] == "seed-0/sft/model"
     with pytest.raises(ConfigError, match="does not exist"):
         make_arm("weak=/no/such/model", config)
+
+
+def test_a_given_m1_replaces_phase1_for_every_seed(
+    tiny_model_dir, tiny_model_dir_2, train_jsonl, tmp_path, eval_file
+):
+    config = compare_config(
+        tiny_model_dir,
+        train_jsonl,
+        tmp_path,
+        **{"model.sft": tiny_model_dir_2, "compare.seeds": "[0, 1]", "compare.eval_file": eval_file},
+    )
+    plan = build_plan(config, tmp_path / "cmp")
+    names = [stage.name for stage in plan.stages]
+    assert not {"phase1.sft", "seed0.sft", "seed1.sft"} & set(names)
+    assert names.count("phase1.entropy_strong") == 1
+    scored = next(stage for stage in plan.stages if stage.name == "phase1.entropy_strong").settings["scored"]
+    assert scored == str(tiny_model_dir_2)
+    assert all(seed_plan.models["m1"][0] == tiny_model_dir_2 for seed_plan in plan.seeds)

@@ -40,6 +40,7 @@ def naive_row_stats(z: list[float], y: int) -> dict[str, float]:
         "target_logit": z[y],
         "distractor_logit_mean": sum(distractors) / len(distractors),
         "gap": z[y] - sum(distractors) / len(distractors),
+        "margin": z[y] - max(distractors),
         "logit_std": math.sqrt(sum((x - mean) ** 2 for x in z) / v),
         "mean_logit": mean,
         "centered_norm": math.sqrt(sum((x - mean) ** 2 for x in z)),

@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wmss.diagnostics",
         "Logit statistics and the mixed-CE gradient probe of models on training data (Tables 2/6).",
     ),
+    "regime": (
+        "wmss.regime_cli",
+        "Premise checks: is a weak/strong pair in the regime the paper's claim is about?",
+    ),
     "demo": ("wmss.demo.cli", "Offline demo: tiny tokenizer, model and task; WMSS vs continued SFT."),
     "eval": ("wmss.eval.cli", "Evaluate models on math/code benchmarks or grade saved responses."),
     "prepare": (

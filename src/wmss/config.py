@@ -150,6 +150,8 @@ class CompareConfig:
     high_lr_factor: float = 2.0  # sft_high_lr: this multiple of the joint learning rate
     sampling_problems: int = 0  # the first N evaluation problems are also sampled sampling_n times (0: skip)
     sampling_n: int = 8
+    branches: bool = True  # co-trained joint arms: also evaluate the weak branch alone and both mixed
+    group_field: str | None = None  # training-record field the premises break the curriculum's mass down by
 
 
 @dataclass
@@ -395,10 +397,16 @@ def _validate_compare(c: CompareConfig) -> None:
         )
     if not c.seeds or len(set(c.seeds)) != len(c.seeds):
         raise ConfigError(f"'compare.seeds' must be a non-empty list of distinct integers, got {c.seeds}")
-    for name in ("eval_batch_size", "max_new_tokens", "n_resamples"):
+    for name in ("eval_batch_size", "max_new_tokens", "n_resamples", "sampling_n"):
         if getattr(c, name) < 1:
             raise ConfigError(f"'compare.{name}' must be >= 1, got {getattr(c, name)}")
-    for name in ("diagnostics_samples", "neftune_alpha", "undial_beta", "label_smoothing"):
+    for name in (
+        "diagnostics_samples",
+        "neftune_alpha",
+        "undial_beta",
+        "label_smoothing",
+        "sampling_problems",
+    ):
         if getattr(c, name) < 0:
             raise ConfigError(f"'compare.{name}' must be >= 0, got {getattr(c, name)}")
     if c.high_lr_factor <= 0:

@@ -40,6 +40,7 @@ STATS = (
     "target_logit",
     "distractor_logit_mean",
     "gap",
+    "margin",
     "logit_std",
     "mean_logit",
     "centered_norm",
@@ -72,6 +73,12 @@ def _trained_chunks(
         yield logits[batch_idx[sl], pos_idx[sl]], targets[sl]
 
 
+def _margin(z: Tensor, targets: Tensor) -> Tensor:
+    """z_y - max over k != y of z_k, per row."""
+    target = z.gather(1, targets[:, None])[:, 0]
+    return target - z.scatter(1, targets[:, None], float("-inf")).amax(dim=1)
+
+
 def logit_stat_sums(logits: Tensor, targets: Tensor) -> dict[str, float]:
     """Sums over rows of every statistic in STATS for logits [N, V] and targets [N] (float64 sums)."""
     z = logits.to(compute_dtype(logits.dtype))
@@ -85,6 +92,7 @@ def logit_stat_sums(logits: Tensor, targets: Tensor) -> dict[str, float]:
         "target_logit": target,
         "distractor_logit_mean": distractor,
         "gap": target - distractor,
+        "margin": _margin(z, targets),
         "logit_std": centered.square().mean(dim=1).sqrt(),
         "mean_logit": mean,
         "centered_norm": centered.norm(dim=1),
@@ -188,12 +196,6 @@ CONFIDENT = 0.9  # max probability above which a wrong argmax counts as "confide
 # Log-probability differences below this, relative to the logits' scale, are float32 rounding noise of the two
 # logsumexps, not mixing lowering the target.
 _ROUNDING = 1e-6
-
-
-def _margin(z: Tensor, targets: Tensor) -> Tensor:
-    """z_y - max over k != y of z_k, per row."""
-    target = z.gather(1, targets[:, None])[:, 0]
-    return target - z.scatter(1, targets[:, None], float("-inf")).amax(dim=1)
 
 
 def mixing_stat_sums(
@@ -404,6 +406,39 @@ def diagnose(
                 torch.cuda.empty_cache()
     result["gradient_probe"] = probe
     return result
+
+
+@torch.no_grad()
+def model_mixing_stats(
+    strong: str,
+    weak: str,
+    data: TrainingData | RunConfig | str | Path,
+    n: int = 200,
+    seed: int = 0,
+    lam: float = defaults.LAMBDA,
+    batch_size: int = 4,
+    chunk_size: int = defaults.CHUNK_SIZE,
+) -> dict[str, float]:
+    """`mixing_stats` of a strong and a weak model on n seeded training examples (the token-level premises)."""
+    config, training = _resolve_data(data)
+    tokenizer = load_tokenizer(strong, config.model)
+    if vocabulary_signature(load_tokenizer(weak, config.model)) != vocabulary_signature(tokenizer):
+        raise ModelError(
+            f"the tokenizers of {strong!r} and {weak!r} differ; logit mixing needs one vocabulary"
+        )
+    training = training or load_training_data(config, tokenizer)
+    device = process_state().device
+    models = [load_causal_lm(path, config.model).to(device).eval() for path in (strong, weak)]
+    check_same_vocabulary(models[1], models[0], names=("weak", "strong"))
+    sums: dict[str, float] = {}
+    for batch in _draw_batches(training, tokenizer, n, seed, batch_size):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pairs = zip(*(_model_chunks(model, batch, chunk_size) for model in models), strict=True)
+        for (strong_rows, targets), (weak_rows, _) in pairs:
+            sums = add_sums(sums, mixing_stat_sums(strong_rows, weak_rows, targets, lam))
+    if not sums:
+        raise DataError("the drawn training examples have no trained (completion) positions")
+    return finish_mixing_stats(sums)
 
 
 def _parse_models(spec: str) -> dict[str, str]:

@@ -303,3 +303,33 @@ def plot_pass_at_k(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(figure, path)
+
+
+def plot_saturation(points: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """The paper's Figure 4 per Phase-1 checkpoint: target logit, mean non-target logit and margin (left), and
+    the validation accuracy (right) where measured; points: dicts with step and those keys."""
+    if not points:
+        raise ValueError("points is empty")
+    steps = np.asarray([p["step"] for p in points], dtype=float)
+    accuracy = [p.get("accuracy") for p in points]
+    with_accuracy = all(a is not None for a in accuracy)
+    figure = _figure(9.0 if with_accuracy else 5.0, 3.6)
+    axes = figure.subplots(1, 2 if with_accuracy else 1, squeeze=False).ravel()
+    for key, label in (
+        ("target_logit", "target logit"),
+        ("distractor_logit_mean", "mean non-target logit"),
+        ("margin", "margin (target - max other)"),
+    ):
+        axes[0].plot(steps, _series(key, [p[key] for p in points]), marker="o", label=label)
+    axes[0].set_xlabel("Phase 1 step")
+    axes[0].set_ylabel("logit")
+    axes[0].set_title("Logits over training (Figure 4)")
+    axes[0].grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if with_accuracy:
+        axes[1].plot(steps, 100 * _series("accuracy", accuracy), marker="o", color=_COLOR)
+        axes[1].set_xlabel("Phase 1 step")
+        axes[1].set_ylabel("validation accuracy (%)")
+        axes[1].set_title("Validation accuracy")
+        axes[1].grid(alpha=0.3)
+    return _save(figure, path)

@@ -14,8 +14,9 @@ Each threshold is a plain reading of the paper's argument, chosen before any arm
 - `weak_margin_le_strong_tokens` >= 0.5: the premise of the paper's theorem (the weak model's margin
   z_y - max_{k≠y} z_k at most the strong model's), on most trained tokens.
 - `m1_saturated`: continued plain SFT of M1 gains less than 2 points of accuracy and not significantly (the
-  lower end of its 95% CI <= 0; a significant *loss* also means more SFT does not help). If plain SFT still
-  gains, a comparison of continued methods measures under-training, not saturation.
+  lower end of its 95% CI <= 0; a significant *loss* also means more SFT does not help), and M1 solves some
+  problems (a model that learned nothing has not saturated, it has failed). If plain SFT still gains, a
+  comparison of continued methods measures under-training, not saturation.
 """
 
 from __future__ import annotations
@@ -75,14 +76,21 @@ def weak_margin_le_strong(fraction: float | None) -> Premise:
     )
 
 
-def is_saturated(gain: float, ci_low: float) -> bool:
-    """The saturation rule: continued plain SFT gains < 2 points and not significantly (CI lower end <= 0)."""
-    return bool(gain < SATURATION_MAX_GAIN and ci_low <= 0)
+def is_saturated(gain: float, ci_low: float, m1_accuracy: float) -> bool:
+    """The saturation rule: continued plain SFT gains < 2 points and not significantly (CI lower end <= 0), and
+    M1 solves something."""
+    return bool(gain < SATURATION_MAX_GAIN and ci_low <= 0 and m1_accuracy > 0)
 
 
-def m1_saturated(gain: float | None, ci_low: float | None = None, ci_high: float | None = None) -> Premise:
+def m1_saturated(
+    gain: float | None,
+    ci_low: float | None = None,
+    ci_high: float | None = None,
+    m1_accuracy: float | None = None,
+) -> Premise:
     """Continued plain SFT's accuracy gain over M1 (paired, with its 95% CI) against the saturation rule."""
-    holds = None if gain is None or ci_low is None else is_saturated(gain, ci_low)
+    measured = not (gain is None or ci_low is None or m1_accuracy is None)
+    holds = is_saturated(gain, ci_low, m1_accuracy) if measured else None
     detail = (
         "" if ci_low is None else f"gain {100 * gain:+.1f} points [{100 * ci_low:+.1f}, {100 * ci_high:+.1f}]"
     )
@@ -91,7 +99,7 @@ def m1_saturated(gain: float | None, ci_low: float | None = None, ci_high: float
         gain,
         SATURATION_MAX_GAIN,
         holds,
-        f"continued plain SFT gains < {100 * SATURATION_MAX_GAIN:g} points over M1, CI lower end <= 0",
+        f"continued plain SFT gains < {100 * SATURATION_MAX_GAIN:g} points over M1, CI lower end <= 0, M1 > 0%",
         detail,
     )
 

@@ -35,13 +35,23 @@ def load_eval_records(c: CompareConfig) -> dict[str, list[BenchmarkRecord]]:
 
 
 def evaluate_model(
-    model_dir: Path, config: RunConfig, records: dict[str, list[BenchmarkRecord]], output: Path
+    model_dir: Path,
+    config: RunConfig,
+    records: dict[str, list[BenchmarkRecord]],
+    output: Path,
+    mix_with: Path | None = None,
 ) -> dict[str, Any]:
-    """Generate greedily for every problem, grade, and write per-problem outcomes to `output` (JSON)."""
+    """Generate greedily for every problem, grade, and write per-problem outcomes to `output` (JSON);
+    `mix_with` decodes from λ·z_model + (1-λ)·z_mix_with instead (the two branches of a joint run)."""
     c = config.compare
     tokenizer = load_tokenizer(str(model_dir), config.model)
     backend = HFBackend(
-        str(model_dir), tokenizer, batch_size=c.eval_batch_size, max_new_tokens=c.max_new_tokens
+        str(model_dir),
+        tokenizer,
+        batch_size=c.eval_batch_size,
+        max_new_tokens=c.max_new_tokens,
+        mix_with=None if mix_with is None else str(mix_with),
+        mix_lambda=config.wmss.lam,
     )
     # Evaluation prompts are rendered as in training: same chat template, same system prompt.
     result = evaluate(
@@ -63,11 +73,17 @@ def evaluate_model(
             entry["examples"].append({"id": sample.prompt_id, "output": sample.output, "gold": sample.gold})
     payload = {
         "model": str(model_dir),
+        "mixed_with": None if mix_with is None else str(mix_with),
         "prompt_format": result.settings["prompt_format"],
         "benchmarks": outcomes,
     }
     atomic_write_json(output, payload)
     return payload
+
+
+def sampling_subset(records: dict[str, list[BenchmarkRecord]], n: int) -> list[BenchmarkRecord]:
+    """The fixed problems every model is also sampled on: the first n of each evaluation set."""
+    return [record for problems in records.values() for record in problems[:n]]
 
 
 def read_outcomes(path: Path, records: dict[str, list[BenchmarkRecord]]) -> dict[str, list[int]]:

@@ -34,6 +34,9 @@ class ComparePlan:
     seeds: list[SeedPlan] = field(default_factory=list)
     evals: dict[tuple[int, str], Path] = field(default_factory=dict)  # (seed, row) -> evaluation file
     diagnostics: dict[int, Path] = field(default_factory=dict)
+    premise_tokens: dict[int, Path] = field(default_factory=dict)  # seed -> token-level premises of M0/M1
+    sampling: dict[str, list[Path]] = field(default_factory=dict)  # row -> sampled metrics, one file per seed
+    branches: dict[str, list[Path]] = field(default_factory=dict)  # joint arm -> branch results per seed
     arm_order: list[str] = field(default_factory=list)
 
     def add(self, stage: Stage) -> str:

@@ -15,12 +15,16 @@ import numpy as np
 
 from wmss import plots
 from wmss.compare.arms import stage_slug
+from wmss.compare.branches import branches_markdown, branches_report
 from wmss.compare.evaluation import load_eval_records, read_outcomes
+from wmss.compare.gates import premises_report
 from wmss.compare.plan import M0, M1, ComparePlan, SeedPlan
+from wmss.compare.sampled import sampling_markdown, sampling_report
 from wmss.config import RunConfig
 from wmss.io import atomic_write_json, atomic_write_text, read_json
 from wmss.phases.curriculum import read_curriculum
 from wmss.phases.entropy import read_entropy_file
+from wmss.regime import regime_markdown
 from wmss.stages import MANIFEST
 from wmss.stats import (
     compare_arms,
@@ -191,7 +195,12 @@ def build_report(config: RunConfig, plan: ComparePlan) -> dict[str, Any]:
         if plan.seeds[0].arms[arm].spec.init == M1 and not plan.seeds[0].arms[arm].sweep
     }
     curricula = [_curriculum(seed_plan) for seed_plan in plan.seeds]
+    regime = premises_report(
+        config, plan.seeds, plan.premise_tokens, {row: outcomes[row][ALL] for row in rows}
+    )
     report = {
+        "premises": regime["premises"],
+        "regime": regime,
         "setup": {
             "arms": {arm: _describe_arm(plan, arm) for arm in plan.arm_order},
             "reference": reference,
@@ -218,6 +227,10 @@ def build_report(config: RunConfig, plan: ComparePlan) -> dict[str, Any]:
         "budget_matches_reference": matched,
         "curriculum": {**curricula[0], "per_seed": curricula},
         "diagnostics": _diagnostics(plan),
+        "sampling": sampling_report(plan.sampling, reference, c.n_resamples) if plan.sampling else {},
+        "branches": branches_report(
+            plan.branches, {arm: outcomes[arm][ALL] for arm in plan.branches}, records
+        ),
         "sweeps": _sweep_curves(plan, config, {row: {**pooled[row]} for row in rows}),
         "loss_curves": {arm: _loss_curve(plan.seeds[0], arm) for arm in plan.arm_order},
         "timings_s": _timings(plan.run_dir),
@@ -324,6 +337,13 @@ def render_plots(report: dict[str, Any], run_dir: Path) -> list[str]:
     stats = {m: s for m, s in report["diagnostics"].items() if isinstance(s, dict) and "target_logit" in s}
     if stats:
         paths.append(plots.plot_logit_stats(stats, out / "logit_stats.png"))
+    sampling = report.get("sampling") or {}
+    if sampling:
+        curves = {
+            _label(row): {int(k.removeprefix("pass@")): v for k, v in entry.items() if k.startswith("pass@")}
+            for row, entry in sampling.items()
+        }
+        paths.append(plots.plot_pass_at_k(curves, out / "pass_at_k.png", title="pass@k (sampled)"))
     return [str(Path(p).relative_to(run_dir)) for p in paths]
 
 
@@ -340,7 +360,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Differences are paired (same problems{', same seeds' if len(setup['seeds']) > 1 else ''}) against "
         f"**{_label(reference)}**, with 95% bootstrap confidence intervals ({setup['n_resamples']} resamples).",
         "",
+        *regime_markdown(report["regime"]),
         "## Verdicts",
+        "",
+        f"{report['regime']['verdict']}",
         "",
         *[f"- {entry['sentence']}" for entry in report["comparisons"].values()],
         "",
@@ -385,6 +408,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "reference" if point["row"] == reference else _interval(report["comparisons"][point["row"]])
             )
             lines.append(f"| {point['value']} | {_mean_std(point)} | {delta} |")
+    lines += sampling_markdown(report.get("sampling") or {}, _label)
+    lines += branches_markdown(report.get("branches") or {})
     lines += _diagnostics_markdown(report)
     lines += [
         "",
@@ -475,7 +500,11 @@ def render_table(report: dict[str, Any]) -> str:
     for row, entry in report["models"].items():
         delta = "reference" if row == reference else _interval(report["comparisons"][row])
         lines.append(f"{_label(row):<{width}}  {_mean_std(entry):>14}  {delta}")
-    lines += ["", *[entry["sentence"] for entry in report["comparisons"].values()]]
+    lines += [
+        "",
+        report["regime"]["verdict"],
+        *[entry["sentence"] for entry in report["comparisons"].values()],
+    ]
     return "\n".join(lines)
 
 

@@ -23,9 +23,12 @@ from transformers import TrainerCallback
 from wmss.baselines.undial import UndialTrainer
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.compare.arms import Arm, make_arm, stage_slug
+from wmss.compare.branches import branches_stage
 from wmss.compare.evaluation import evaluate_model, load_eval_records
+from wmss.compare.gates import token_stage
 from wmss.compare.plan import M0, M1, ComparePlan, SeedPlan
 from wmss.compare.report import build_report, render_table, write_report
+from wmss.compare.sampled import sampling_stage
 from wmss.config import RunConfig, require, with_values
 from wmss.curriculum import FINGERPRINT_NAMES
 from wmss.diagnostics import diagnose
@@ -215,7 +218,38 @@ def build_plan(config: RunConfig, run_dir: Path) -> ComparePlan:
             output = seed_dir / "eval" / f"{stage_slug(row)}.json"
             plan.evals[(seed, row)] = output
             evaluation(f"{prefix}eval.{stage_slug(row)}", model, output, cfg)
+            if c.sampling_problems > 0:
+                output = seed_dir / "sampling" / f"{stage_slug(row)}.json"
+                plan.sampling.setdefault(row, []).append(output)
+                name = f"{prefix}sample.{stage_slug(row)}"
+                plan.add(sampling_stage(name, model, cfg, records.get, output, eval_settings))
+        for arm in seed_plan.arms.values():
+            w = arm.config.wmss
+            if not (
+                c.branches and arm.spec.method == "joint" and w.weak_trainable and w.weak_control == "none"
+            ):
+                continue
+            slug = stage_slug(arm.name)
+            output = seed_dir / "branches" / f"{slug}.json"
+            plan.branches.setdefault(arm.name, []).append(output)
+            starts = (m1[0], Path(arm.weak) if arm.weak else m0[0])
+            model_stage = seed_plan.models[arm.name][1]
+            plan.add(
+                branches_stage(
+                    f"{prefix}branches.{slug}",
+                    seed_dir / "arms" / slug,
+                    starts,
+                    str(model_stage),
+                    arm.config,
+                    records.get,
+                    output,
+                    eval_settings,
+                )
+            )
         if c.diagnostics_samples > 0:
+            output = seed_dir / "premises_tokens.json"
+            plan.premise_tokens[seed] = output
+            plan.add(token_stage(prefix + "premises", seed_plan, m0[0], output, run_dir / DATA_CACHE))
             output = seed_dir / "diagnostics.json"
             plan.diagnostics[seed] = output
             plan.add(

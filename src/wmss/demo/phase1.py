@@ -4,7 +4,7 @@ The rule, written down before any arm was compared: for each epoch count E of th
 order, M1_E = Phase 1 (SFT of M0) for E epochs, and the probe = M1_E + the Phase 3 budget of plain SFT (the
 `sft_continued_plain` arm). Both are evaluated greedily on the validation split (disjoint from training and
 held-out problems). The first E at which the probe's gain holds `wmss.premises.is_saturated` (under 2 points and
-not significant) is the pick; when none does, the largest E is kept and recorded as not saturated. Every grid
+not significant, with M1 above 0%) is the pick; when none does, the largest E is kept and recorded as not saturated. Every grid
 point is a resumable `wmss compare` run, so an interrupted search resumes where it stopped.
 """
 
@@ -51,7 +51,7 @@ def _grid_point(
         "probe_accuracy": report["models"][PROBE]["accuracy"],
         "gain": gain,
         "gain_ci": [low, high],
-        "saturated": is_saturated(gain, low),
+        "saturated": is_saturated(gain, low, report["models"][M1]["accuracy"]),
         "model": str(run_dir / "phase1" / "sft" / "model"),
         "seconds": sum(report["timings_s"].values()),
     }

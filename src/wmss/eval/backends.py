@@ -30,9 +30,8 @@ EOS_LIKE_TOKENS = (
     "<end_of_turn>",
 )
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-# The paper's sampling settings for mean@n / pass@n (greedy decoding, temperature 0, for plain accuracy).
-SAMPLING_TEMPERATURE = 0.5
-SAMPLING_TOP_P = 0.95
+SAMPLING_TEMPERATURE = defaults.SAMPLING_TEMPERATURE
+SAMPLING_TOP_P = defaults.SAMPLING_TOP_P
 
 
 @dataclass
