@@ -74,19 +74,11 @@ def run_joint(
     inputs = {"the weak model": weak_path, "the strong model": strong_path, "the curriculum": curriculum}
     layout = StageLayout(ensure_directory(output_dir, {**inputs, **data_inputs(config)}, replaces=True))
     w = config.wmss
-    # Inputs are checked before the data is tokenised: a bad model or curriculum costs no work.
+    # Inputs and settings are checked before the data is tokenised: a bad model, curriculum or setting (an
+    # unknown `extra` key) costs no work.
     for path in (strong_path, weak_path) if w.weak_control != "uniform" else (strong_path,):
         check_model_path(path)
     drawn = read_curriculum(curriculum) if curriculum else None
-    tokenizer = load_tokenizer(strong_path, config.model)
-    data = load_training_data(config, tokenizer, data_cache)
-    dataset = active_dataset(data, drawn)
-    dataset = with_loss_tokens(dataset, config.joint.loss_tokens)  # the authors train every token here
-    strong = load_causal_lm(strong_path, config.model, for_training=True)
-    weak = None
-    if w.weak_control != "uniform":  # the uniform control mixes in constant logits: no weak model at all
-        weak = load_causal_lm(weak_path, config.model, for_training=w.weak_trainable)
-        check_same_vocabulary(weak, strong, load_tokenizer(weak_path, config.model), tokenizer)
     args = make_training_arguments(
         config,
         "joint",
@@ -99,6 +91,15 @@ def run_joint(
         loss_chunk_size=w.loss_chunk_size,
         weak_control=w.weak_control,
     )
+    tokenizer = load_tokenizer(strong_path, config.model)
+    data = load_training_data(config, tokenizer, data_cache)
+    dataset = active_dataset(data, drawn)
+    dataset = with_loss_tokens(dataset, config.joint.loss_tokens)  # the authors train every token here
+    strong = load_causal_lm(strong_path, config.model, for_training=True)
+    weak = None
+    if w.weak_control != "uniform":  # the uniform control mixes in constant logits: no weak model at all
+        weak = load_causal_lm(weak_path, config.model, for_training=w.weak_trainable)
+        check_same_vocabulary(weak, strong, load_tokenizer(weak_path, config.model), tokenizer)
     trainer = WMSSTrainer(
         model=strong,
         weak_model=weak,

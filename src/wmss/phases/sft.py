@@ -49,12 +49,7 @@ def run_sft(
     inputs = {"the model": model_path, **data_inputs(config)}
     layout = StageLayout(ensure_directory(output_dir, inputs, replaces=True))
     check_model_path(model_path)
-    tokenizer = load_tokenizer(model_path, config.model)
-    data_stats = None
-    if dataset is None:
-        data = load_training_data(config, tokenizer, data_cache)
-        dataset, data_stats = data.dataset, data.stats.to_dict()
-    model = load_causal_lm(model_path, config.model, for_training=True)
+    # Built first: a bad setting (an unknown `extra` key) stops the stage before the data is tokenised.
     args = make_training_arguments(
         config,
         train_section,
@@ -63,6 +58,12 @@ def run_sft(
         dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
         max_length=None,
     )
+    tokenizer = load_tokenizer(model_path, config.model)
+    data_stats = None
+    if dataset is None:
+        data = load_training_data(config, tokenizer, data_cache)
+        dataset, data_stats = data.dataset, data.stats.to_dict()
+    model = load_causal_lm(model_path, config.model, for_training=True)
     trainer = trainer_class(
         model=model,
         args=args,
