@@ -22,12 +22,13 @@ from tests.helpers import tiny_training_overrides
 from tests.test_faults import PoisonGradient
 from tests.test_pipeline import STAGES, CrashAtStep, tiny_config
 from wmss.cli import main
-from wmss.errors import DataError, ModelError
+from wmss.errors import ConfigError, DataError, ModelError
 from wmss.eval.runner import grade_responses
 from wmss.models import check_model_path
 from wmss.phases.curriculum import read_curriculum, run_curriculum
 from wmss.phases.sft import run_sft
 from wmss.pipeline import MANIFEST, run_pipeline
+from wmss.stages import Manifest, Stage, run_stages
 from wmss.training import NonFiniteError, read_metrics
 
 
@@ -309,11 +310,37 @@ def test_case09_idx_mismatches_are_named_and_an_edited_artifact_is_caught_with_a
     result = run_pipeline(config, run_dir, rerun=["round1.entropy_weak"])
     assert result.executed == ["round1.entropy_weak"]  # recomputed as before: nothing downstream changes
     assert edited.read_bytes() == original
+    edited.unlink()  # the other way out the message names
+    assert run_pipeline(config, run_dir).executed == ["round1.entropy_weak"]
+    assert edited.read_bytes() == original
     overrides = [f"--set={o}" for o in tiny_training_overrides(4, 1)]
     argv = ["run", "--model", tiny_model_dir, "--data", train_jsonl, "--output", run_dir, *overrides]
     code, err = _cli(capsys, *argv, "--rerun", "round1.entropy")
     assert code == 2 and "--rerun round1.entropy: this run has no such stage" in err
     assert "round1.entropy_weak" in err
+
+
+def test_case09b_a_rerun_redoes_downstream_stages_only_when_its_result_changed(tmp_path):
+    content = {"a": "1"}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+
+    def write_a(callbacks) -> None:
+        a.write_text(content["a"])
+
+    def write_b(callbacks) -> None:
+        b.write_text(a.read_text() + "+b")
+
+    def stages() -> list[Stage]:
+        return [Stage("a", a, {}, [], a, write_a), Stage("b", b, {}, ["a"], b, write_b)]
+
+    manifest = tmp_path / MANIFEST
+    assert run_stages(stages(), Manifest(manifest)).executed == ["a", "b"]
+    assert run_stages(stages(), Manifest(manifest), rerun=["a"]).executed == ["a"]  # same result
+    content["a"] = "2"
+    assert run_stages(stages(), Manifest(manifest), rerun=["a"]).executed == ["a", "b"]
+    assert b.read_text() == "2+b"
+    with pytest.raises(ConfigError, match="--rerun c: this run has no such stage; its stages: a, b"):
+        run_stages(stages(), Manifest(manifest), rerun=["c"])
 
 
 def test_case10_model_paths_that_cannot_load_get_one_line_at_once(

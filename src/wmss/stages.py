@@ -138,8 +138,8 @@ def _check_unchanged(stage: Stage, record: dict[str, Any], manifest: Manifest) -
     if current != recorded:
         raise DataError(
             f"stage {stage.name}: {stage.output} was changed after the stage finished (its sha256 differs "
-            f"from the one in {manifest.path.name}); re-run the same command with --rerun {stage.name} to "
-            "recompute it and whatever its new result changes"
+            f"from the one in {manifest.path.name}); re-run the same command with --rerun {stage.name} (or "
+            "delete the file and re-run it) to recompute it and whatever its new result changes"
         )
 
 
@@ -153,11 +153,12 @@ def run_stages(
     """Run stages in order, skipping finished ones; `on_stage(i, stage)` is told before each one starts.
 
     Stages named in `rerun` run again from scratch, and so does every stage downstream of one whose result
-    then differs from before (a file output's hash changed, or a model was retrained).
+    then differs from before: a file output whose hash changed (also one recomputed because it was deleted),
+    or a re-run stage's model.
     """
     check_rerun(stages, rerun)
     fingerprints: dict[str, str] = {}
-    changed: set[str] = set()  # re-run stages whose result differs from the one recorded before
+    changed: set[str] = set()  # executed stages whose new result differs from the one recorded before
     outcome = StageRun()
     for position, stage in enumerate(stages):
         stage.fingerprint = settings_hash([stage.settings, [fingerprints[u] for u in stage.upstream]])
@@ -183,10 +184,11 @@ def run_stages(
             if process_state().is_main_process:
                 _remove_outputs(stage)
             process_state().wait_for_everyone()
-        previous = record.get("output_sha256")  # read now: the manifest updates this record in place
+        # Read now: the manifest updates this record in place.
+        previous = record.get("output_sha256") if record.get("status") == "done" else None
         _execute(stage, manifest, list((callbacks or {}).get(stage.name, ())))
         digest = manifest.stage(stage.name).get("output_sha256")
-        if forced and (digest is None or digest != previous):
+        if (forced and digest is None) or (previous is not None and digest != previous):
             changed.add(stage.name)
         outcome.executed.append(stage.name)
     return outcome
