@@ -8,7 +8,16 @@ import pytest
 
 from wmss.cli import main
 
-ROWS = ("m0", "m1", "sft_total", "sft_continued", "wmss", "control_uniform")
+ROWS = (
+    "m0",
+    "m1",
+    "sft_total",
+    "sft_continued",
+    "sft_continued_plain",
+    "wmss",
+    "joint_plain",
+    "control_uniform",
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +45,14 @@ def test_report_schema(smoke_demo):
     assert report["curriculum"]["effective_sample_size"] > 0
     assert set(report["diagnostics"]["m1"]) >= {"target_logit", "gap", "entropy", "max_prob"}
     assert report["demo"]["regime"]["n_train"] > 0
+    premises = {p["name"]: p for p in report["premises"]}
+    assert {"weak_softer_samples", "mix_lowers_target_tokens", "m1_saturated"} <= set(premises)
+    assert all({"value", "threshold", "holds"} <= set(p) for p in premises.values())
+    assert set(report["regime"]["sample_level"]["groups"]) <= {"1", "2", "3", "4"}  # by number of steps
+    for row in set(ROWS) - {"m0"}:
+        assert {"pass@1", "pass@2", "distinct_answers", "truncation_rate"} <= set(report["sampling"][row])
+    assert set(report["branches"]) == {"wmss", "joint_plain"}
+    assert {"strong", "weak", "mixed", "weight_change"} <= set(report["branches"]["wmss"])
     # The smoke preset's M0 is not the shipped one: pretrained, then mid-trained, in the run.
     m0 = report["demo"]["m0_pretraining"]
     assert m0["source"] == "pretrained in this run" and m0["midtrain_steps"] == 2

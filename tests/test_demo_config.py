@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from wmss.config import read_yaml
-from wmss.demo.cli import demo_settings
 from wmss.demo.presets import PRESETS
+from wmss.demo.setup import demo_settings
 
 PATH_KEYS = {"model.base", "data.train", "pipeline.output_dir", "compare.eval_file"}
 

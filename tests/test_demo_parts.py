@@ -10,7 +10,7 @@ import pytest
 
 from wmss.demo.presets import PRESETS, DemoPreset
 from wmss.demo.recipe import read_recipe
-from wmss.demo.task import easier_problems, make_task, pretraining_corpus, write_jsonl
+from wmss.demo.task import easier_problems, make_task, pretraining_corpus, validation_problems, write_jsonl
 from wmss.demo.tokenizer import SPECIAL_TOKENS, build_demo_tokenizer
 
 STEP = re.compile(r"(\d+)([+-])(\d+)=(\d+)\.")
@@ -66,7 +66,9 @@ def test_task_is_deterministic_per_seed(task):
 
 def test_task_splits_are_disjoint_and_shaped(task):
     assert len(task.train) == 300 and len(task.test) == 100
-    assert all(set(r) == {"idx", "prompt", "completion"} for r in task.train)
+    assert all(set(r) == {"idx", "prompt", "completion", "steps"} for r in task.train)
+    # The difficulty group is the number of arithmetic steps in the worked solution.
+    assert all(r["steps"] == r["completion"].count("=") for r in task.train)
     assert all(set(r) == {"id", "question", "answer"} and isinstance(r["answer"], str) for r in task.test)
     assert not {r["question"] for r in task.test} & {r["prompt"] for r in task.train}
     # Stricter than the wording: no test problem is a renamed training problem.
@@ -175,7 +177,7 @@ def test_easier_problems_are_short_clean_correct_and_never_held_out():
 
 def test_mid_training_loss_covers_exactly_the_worked_solution(tokenizer):
     from wmss.demo.base_model import _completion_examples
-    from wmss.demo.cli import chat_prompt, chat_text
+    from wmss.demo.setup import chat_prompt, chat_text
 
     question, answer = easier_problems(seed=0, n=1)[0]
     (example,) = _completion_examples(
@@ -227,3 +229,14 @@ def test_reasoning_tags_survive_decoding_without_special_tokens():
     text = "<think>1+2=3.</think><answer>3</answer>"
     ids = tokenizer(text + "<|im_end|>")["input_ids"]
     assert tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_validation_split_is_disjoint_from_train_and_test():
+    task = make_task(0, 200, 100, min_steps=1, max_steps=4)
+    records = validation_problems(0, 150, exclude=task.test_keys | task.train_keys)
+    assert len(records) == 150 and len({r["id"] for r in records}) == 150
+    # Same seed, same problems: its own RNG stream; the task itself is unchanged by drawing it.
+    assert validation_problems(0, 150, exclude=task.test_keys | task.train_keys) == records
+    assert make_task(0, 200, 100, min_steps=1, max_steps=4) == task
+    texts = {r["question"] for r in records}
+    assert not texts & {r["question"] for r in task.test} and not texts & {r["prompt"] for r in task.train}

@@ -8,10 +8,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from wmss.cli import main
-from wmss.demo import cli as demo_cli
-from wmss.demo.cli import SHIPPED_M0, prepare_task_and_base_model, task_and_corpus
+from wmss.demo import setup as demo_setup
 from wmss.demo.presets import PRESETS
 from wmss.demo.recipe import RECIPE_FILE, m0_recipe, read_recipe
+from wmss.demo.setup import SHIPPED_M0, prepare_task_and_base_model, task_and_corpus
 from wmss.demo.tokenizer import build_demo_tokenizer
 from wmss.io import read_json
 
@@ -69,12 +69,12 @@ def test_a_shipped_m0_with_the_recipe_is_copied_not_pretrained(tmp_path, monkeyp
         )
         == 0
     )
-    monkeypatch.setattr(demo_cli, "SHIPPED_M0", tmp_path / "shipped")
+    monkeypatch.setattr(demo_setup, "SHIPPED_M0", tmp_path / "shipped")
 
     def never(*args, **kwargs):
         raise AssertionError("M0 was pretrained although the shipped one has its recipe")
 
-    monkeypatch.setattr(demo_cli, "pretrain_base_model", never)
+    monkeypatch.setattr(demo_setup, "pretrain_base_model", never)
     info = prepare_task_and_base_model(preset, tmp_path / "run", 0)
     assert info["source"].startswith("shipped")
     copied = tmp_path / "run" / "m0" / "model.safetensors"

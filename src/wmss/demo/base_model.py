@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     set_seed,
 )
@@ -78,8 +79,26 @@ def _completion_examples(
     return examples
 
 
+class _Snapshots(TrainerCallback):
+    """Calls `save(model, step)` every `every` optimizer steps and at the last: at a constant rate, the k-step
+    recipes of one run."""
+
+    def __init__(self, save: Callable[[Any, int], None], every: int) -> None:
+        self.save, self.every = save, every
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            self.save(model, state.global_step)
+
+
 def _train(
-    model: Qwen3ForCausalLM, dataset: Any, preset: DemoPreset, seed: int, collator: Any = None, **kwargs: Any
+    model: Qwen3ForCausalLM,
+    dataset: Any,
+    preset: DemoPreset,
+    seed: int,
+    collator: Any = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    **kwargs: Any,
 ) -> Any:
     with tempfile.TemporaryDirectory(prefix="wmss-demo-m0-") as scratch:
         args = TrainingArguments(
@@ -99,7 +118,10 @@ def _train(
             dataloader_pin_memory=torch.cuda.is_available(),
             **kwargs,
         )
-        return Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator).train()
+        trainer = Trainer(
+            model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=list(callbacks)
+        )
+        return trainer.train()
 
 
 def pretrain_base_model(
@@ -110,9 +132,11 @@ def pretrain_base_model(
     seed: int,
     recipe: dict[str, Any],
     easier: Sequence[tuple[str, str]] = (),
+    snapshots: tuple[Path, int, Callable[[int], dict[str, Any]]] | None = None,
 ) -> Path:
     """Pretrain M0 on `corpus` (causal LM), then mid-train it on `easier` (prompt, chat) pairs (completion-only
-    loss); save model, tokenizer, generation config and recipe to `output_dir`."""
+    loss); save model, tokenizer, generation config and recipe to `output_dir`. `snapshots` = (directory, every,
+    recipe of k steps) also saves the mid-training checkpoints at 0, every, 2·every, ... steps as M0 candidates."""
     began = time.time()
     output_dir = Path(output_dir)
     set_seed(seed)
@@ -137,6 +161,16 @@ def pretrain_base_model(
         "train_loss": round(result.training_loss, 4),
         "optimizer_steps": result.global_step,
     }
+    callbacks: list[TrainerCallback] = []
+    if snapshots is not None:
+        directory, every, recipe_of = snapshots
+
+        def save(snapshot: Any, step: int) -> None:
+            info = {**record, "midtrain_steps": step, "snapshot_of": str(output_dir)}
+            _save_model(snapshot, tokenizer, directory / f"midtrain-{step}", recipe_of(step), info)
+
+        save(model, 0)
+        callbacks.append(_Snapshots(save, every))
     if preset.midtrain_steps:
         midtrain = _train(
             model,
@@ -146,10 +180,17 @@ def pretrain_base_model(
             max_steps=preset.midtrain_steps,
             learning_rate=preset.midtrain_learning_rate,
             collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX),
+            callbacks=callbacks,
         )
         logger.info("mid-trained M0 for %d steps: loss %.3f", midtrain.global_step, midtrain.training_loss)
         record |= {"midtrain_loss": round(midtrain.training_loss, 4), "midtrain_steps": midtrain.global_step}
     record["seconds"] = round(time.time() - began, 1)
+    return _save_model(model, tokenizer, output_dir, recipe, record)
+
+
+def _save_model(
+    model: Any, tokenizer: PreTrainedTokenizerBase, output_dir: Path, recipe: dict[str, Any], record: dict
+) -> Path:
     with atomic_directory(output_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -28,7 +28,7 @@ Step = tuple[str, int]
 
 @dataclass(frozen=True)
 class DemoTask:
-    """Train records (`idx`, `prompt`, `completion`) and disjoint test records (`id`, `question`, `answer`)."""
+    """Train records (`idx`, `prompt`, `completion`, `steps`) and disjoint test records (`id`, `question`, `answer`)."""
 
     seed: int
     train: list[dict[str, Any]]
@@ -114,9 +114,10 @@ def make_task(
         {"id": f"demo-{seed}-{i}", "question": question, "answer": str(answer)}
         for i, (question, _, answer, _) in enumerate(problems[:n_test])
     ]
+    # `steps` is the difficulty group that `wmss regime --group-field steps` breaks the curriculum down by.
     train = [
-        {"idx": i, "prompt": question, "completion": completion(think, answer)}
-        for i, (question, think, answer, _) in enumerate(problems[n_test:])
+        {"idx": i, "prompt": question, "completion": completion(think, answer), "steps": len(key[1])}
+        for i, (question, think, answer, key) in enumerate(problems[n_test:])
     ]
     return DemoTask(
         seed=seed,
