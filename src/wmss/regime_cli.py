@@ -21,7 +21,7 @@ from wmss.diagnostics import diagnose, model_mixing_stats
 from wmss.errors import ConfigError
 from wmss.eval.datasets import load_records_file
 from wmss.io import atomic_write_json, atomic_write_text, ensure_directory
-from wmss.models import load_causal_lm, load_tokenizer
+from wmss.models import check_model_path, load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.phases.entropy import dataset_entropies
 from wmss.regime import (
@@ -82,7 +82,10 @@ def run_regime(
     require(config, "data.train")
     if continued and not eval_file:
         raise ConfigError("--continued needs --eval-file: the probe compares accuracies on held-out problems")
-    output = ensure_directory(output)
+    models = {"the weak model": weak, "the strong model": strong, "the continued model": continued}
+    for path in filter(None, models.values()):
+        check_model_path(path)
+    output = ensure_directory(output, {**models, "the training data": config.data.train})
     tokenizer = load_tokenizer(strong, config.model)
     training = load_training_data(config, tokenizer, output / "data_cache")
     h_weak = _entropies(config, weak, training, tokenizer)
