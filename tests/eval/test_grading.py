@@ -11,15 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wmss.eval.grading import (
-    Verdict,
-    grade,
-    grade_answer,
-    grade_answer_authors,
-    numbers_match,
-    parse_number,
-    values_equal,
-)
+from wmss.eval.answers import numbers_match, parse_number, values_equal
+from wmss.eval.grading import Verdict, grade, grade_answer, grade_answer_authors
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / ".." / "shared" / "benchmarks"
 AQUA_CHOICES = {"A": "23.65", "B": "1000", "C": "35.62", "D": "2.65", "E": "1023.65"}

@@ -1,7 +1,8 @@
-"""Answer extraction from model outputs: thinking removal, `<answer>` tags, `\\boxed{}`, phrases, choice letters."""
+"""Reading answers from model outputs: thinking removal, `<answer>` tags, `\\boxed{}`, phrases, choice letters, numbers."""
 
 from __future__ import annotations
 
+import math
 import re
 
 _THINK_OPEN = "<think>"
@@ -25,6 +26,46 @@ _CHOICE_PHRASE_RE = re.compile(
 )
 _LATEX_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
 _DEFAULT_LETTERS = ("A", "B", "C", "D", "E")
+# Decoration around a number in an answer, removed before it is parsed.
+_REMOVALS = (
+    "\\!",
+    "\\,",
+    "\\;",
+    "\\:",
+    "\\left",
+    "\\right",
+    "\\$",
+    "$",
+    "\\%",
+    "%",
+    "^{\\circ}",
+    "^\\circ",
+    "\\circ",
+    "\\degree",
+    "°",
+)
+_WRAPPER_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
+_FRAC_RE = re.compile(
+    rf"\\[dt]?frac\s*(?:\{{\s*([-+]?(?:{_NUM}))\s*\}}|(\d))\s*(?:\{{\s*([-+]?(?:{_NUM}))\s*\}}|(\d))"
+)
+_ASSIGNMENT_RE = re.compile(r"^[A-Za-z]\w*\s*=\s*(?P<value>[^=]+)$")
+_PLAIN_RE = re.compile(
+    rf"""
+    (?P<sign>[-+])?\s*
+    (?P<num>{_NUM})
+    (?:[eE](?P<exp>[-+]?\d+))?
+    (?:\s*(?:\\times|\\cdot|×|\*)\s*10\s*\^\s*\{{?(?P<exp10>[-+]?\d+)\}}?)?
+    (?:\s*/\s*(?P<den_sign>[-+])?(?P<den>{_NUM}))?
+    (?P<unit>\s*[A-Za-z(][A-Za-z\s./'’()]*?(?:\^\{{?[23]\}}?|[²³])?)?
+    \s*
+    """,
+    re.VERBOSE,
+)
+# Words that turn a number into another number ("2 pi", "3 sqrt 2"): never read them as units.
+_MATH_WORDS = frozenset({"pi", "sqrt", "root", "i", "e", "squared", "cubed", "times", "x"})
+_TOKEN_RE = re.compile(rf"(?:(?<![\w)}}])-)?(?:{_NUM})")
+_NOT_PROSE_RE = re.compile(r"[\d\\^_{}=+*/<>|]")
 
 
 def strip_thinking(output: str) -> str:
@@ -166,9 +207,6 @@ def _same_text(answer: str, option: str) -> bool:
 
 def _letter_from_value(answer: str, choices: dict[str, str]) -> str | None:
     """The one option whose text equals the answer (textually first, then numerically), else None."""
-    # Imported here because grading builds on this module; the number parser lives there.
-    from wmss.eval.grading import parse_number, values_equal
-
     textual = [letter for letter, option in choices.items() if _same_text(answer, option)]
     if textual:
         # Options can share a number ("3% Profit" / "3% Loss"): the exact text decides first.
@@ -239,3 +277,78 @@ def extract_choice(output: str, choices: dict[str, str] | None) -> str | None:
     if choices and answer is not None and explicit:
         return _letter_from_value(_clean_for_letter(answer), choices)
     return None
+
+
+def _clean_number_text(text: str) -> str:
+    """Remove the LaTeX and currency/percent/degree decoration around a number."""
+    boxed = last_boxed(text)
+    text = unwrap_math(boxed if boxed is not None else text).replace("−", "-").replace("{,}", ",")
+    for token in _REMOVALS:
+        text = text.replace(token, "")
+    previous = None
+    while previous != text:
+        previous, text = text, _WRAPPER_RE.sub(r"\1", text)
+    text = _FRAC_RE.sub(lambda m: f"{m.group(1) or m.group(2)}/{m.group(3) or m.group(4)}", text)
+    text = text.replace("~", " ").replace("\\ ", " ").strip().rstrip(".").strip()
+    assignment = _ASSIGNMENT_RE.match(text)
+    return assignment.group("value").strip() if assignment else text
+
+
+def _to_float(number: str) -> float:
+    return float(number.replace(",", ""))
+
+
+def _parse_plain(text: str) -> float | None:
+    """A number with optional sign, exponent, denominator and trailing unit words; None otherwise."""
+    match = _PLAIN_RE.fullmatch(text)
+    if match is None:
+        return None
+    unit = (match.group("unit") or "").strip().lower()
+    if unit and unit.split()[0].strip("().") in _MATH_WORDS:
+        return None
+    exponent = int(match.group("exp") or 0) + int(match.group("exp10") or 0)
+    # One float() of the whole literal: scaling by 10.0**exponent would round (and underflow) separately.
+    value = _to_float(f"{match.group('num')}e{exponent}")
+    if match.group("den") is not None:
+        denominator = _to_float(match.group("den"))
+        if denominator == 0:
+            return None
+        value /= -denominator if match.group("den_sign") == "-" else denominator
+    if match.group("sign") == "-":
+        value = -value
+    return value if math.isfinite(value) else None
+
+
+def _sole_number_in_prose(text: str) -> float | None:
+    """The number in a sentence that holds exactly one ("He has 18 apples"), else None."""
+    tokens = list(_TOKEN_RE.finditer(text))
+    if len(tokens) != 1:
+        return None
+    token = tokens[0]
+    rest = text[: token.start()] + " " + text[token.end() :]
+    words = {word.strip(".,:;!?()'’").lower() for word in rest.split()}
+    if _NOT_PROSE_RE.search(rest) or words & _MATH_WORDS:
+        return None
+    return _parse_plain(token.group())
+
+
+def parse_number(text: str) -> float | None:
+    """Parse a numeric answer ("1,234", "$18", "5 cm", "\\frac{11}{6}", "-2.5e3", "x = 5"); None if not a number."""
+    cleaned = _clean_number_text(text)
+    if not cleaned:
+        return None
+    value = _parse_plain(cleaned)
+    return value if value is not None else _sole_number_in_prose(cleaned)
+
+
+def numbers_match(a: float, b: float, rel_tol: float = 1e-4, abs_tol: float = 1e-6) -> bool:
+    """True when two numbers are equal within a relative or absolute tolerance."""
+    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
+
+
+def values_equal(answer: float, gold: float) -> bool:
+    """True when an answer equals the gold value: exactly for an integer gold, else within `numbers_match`."""
+    # An integer gold (counts, money) must match exactly: a relative tolerance would accept 28464 for 28462.
+    if gold.is_integer():
+        return answer == gold
+    return numbers_match(answer, gold)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from wmss import defaults
 from wmss.errors import ConfigError, WMSSError
+from wmss.eval.answers import parse_number
 from wmss.eval.backends import (
     SAMPLING_TEMPERATURE,
     SAMPLING_TOP_P,
@@ -37,7 +38,6 @@ from wmss.eval.backends import (
     _check_sampling,
 )
 from wmss.eval.code import pass_at_k
-from wmss.eval.grading import parse_number
 from wmss.eval.prompting import build_prompt, format_question
 from wmss.eval.records import BenchmarkRecord
 from wmss.eval.runner import grade_output

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from wmss.eval.answers import parse_number
 from wmss.eval.code import extract_code
-from wmss.eval.grading import as_latex, grade, grade_answer_authors, parse_number
+from wmss.eval.grading import as_latex, grade, grade_answer_authors
 from wmss.eval.sandbox import check_program
 from wmss.prepare.code_tests import build_test_program
 
