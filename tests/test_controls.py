@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from wmss.joint_model import JointModel
-from wmss.mixed_loss import chunked_mixed_cross_entropy, mixed_logit_cross_entropy, shuffle_logits
+from wmss.method.joint_model import JointModel
+from wmss.method.mixed_loss import chunked_mixed_cross_entropy, mixed_logit_cross_entropy, shuffle_logits
 
 
 def heads(hidden: int, vocab: int, seed: int) -> tuple[nn.Linear, nn.Linear]:

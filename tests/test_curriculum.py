@@ -11,7 +11,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from wmss.curriculum import (
+from wmss.errors import ConfigError
+from wmss.method.curriculum import (
     WEIGHTINGS,
     CurriculumWarning,
     brownboost_weights,
@@ -22,7 +23,6 @@ from wmss.curriculum import (
     entropy_gap,
     sample_active_set,
 )
-from wmss.errors import ConfigError
 
 H_WEAK = [1.0, 2.0, 1.0]
 H_STRONG = [0.5, 2.5, 1.0]

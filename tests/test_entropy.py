@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wmss.entropy import (
+from wmss.method.entropy import (
     chunked_sample_entropy,
     sample_entropy,
     scored_token_counts,

@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM
 
 from tests.conftest import tiny_llama_config, tiny_qwen3_config
 from wmss import joint_model
-from wmss.joint_model import JointModel
+from wmss.method.joint_model import JointModel
 
 VOCAB, WORLD, STEPS, SAVE_AT = 64, 2, 3, 2
 pytestmark = pytest.mark.slow

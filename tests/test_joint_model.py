@@ -8,8 +8,8 @@ from transformers import AutoModelForCausalLM
 
 from tests.conftest import tiny_llama_config, tiny_qwen3_config
 from wmss.errors import ModelError
-from wmss.joint_model import JointModel, local_head_weight
-from wmss.mixed_loss import mixed_logit_cross_entropy
+from wmss.method.joint_model import JointModel, local_head_weight
+from wmss.method.mixed_loss import mixed_logit_cross_entropy
 from wmss.models import check_same_vocabulary
 
 VOCAB = 64
@@ -43,7 +43,7 @@ def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("path", ["fused", "recompute"])
 def test_chunked_joint_loss_matches_reference(make_config, weak_trainable, chunk_size, path, monkeypatch):
     if path == "recompute":  # what sharded heads (ZeRO-3, FSDP2 units of their own) take
-        monkeypatch.setattr("wmss.joint_model.local_head_weight", lambda head: None)
+        monkeypatch.setattr("wmss.method.joint_model.local_head_weight", lambda head: None)
     strong, weak = _pair(make_config)
     input_ids, attention_mask, labels = _batch()
     joint = JointModel(strong, weak, lam=0.3, weak_trainable=weak_trainable, chunk_size=chunk_size)

@@ -7,8 +7,8 @@ from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM
 
-from wmss.lora import STRONG, WEAK, adapter_logits
-from wmss.trainer import WMSSConfig, WMSSTrainer
+from wmss.method.lora import STRONG, WEAK, adapter_logits
+from wmss.method.trainer import WMSSConfig, WMSSTrainer
 
 
 def _dataset() -> Dataset:

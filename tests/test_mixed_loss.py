@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from transformers.loss.loss_utils import ForCausalLMLoss
 
 from wmss.errors import ModelError
-from wmss.mixed_loss import (
+from wmss.method.mixed_loss import (
     chunked_mixed_cross_entropy,
     fused_mixed_cross_entropy,
     gather_trained_positions,

@@ -9,8 +9,8 @@ import pytest
 
 from wmss import premises
 from wmss.cli import main
-from wmss.curriculum import WEIGHTINGS
 from wmss.errors import DataError
+from wmss.method.curriculum import WEIGHTINGS
 from wmss.regime import (
     checkpoint_dirs,
     continued_probe,

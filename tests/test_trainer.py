@@ -9,8 +9,8 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
 from wmss.errors import ConfigError
-from wmss.mixed_loss import mixed_logit_cross_entropy
-from wmss.trainer import WMSSConfig, WMSSTrainer
+from wmss.method.mixed_loss import mixed_logit_cross_entropy
+from wmss.method.trainer import WMSSConfig, WMSSTrainer
 
 
 def _dataset() -> Dataset:
@@ -92,7 +92,7 @@ def test_model_card_has_metadata_and_results():
 
 
 def test_curriculum_from_given_entropies_trains_on_the_eq10_draw(tmp_path, tiny_model_dir, tokenizer):
-    from wmss.curriculum import curriculum_weights, sample_active_set
+    from wmss.method.curriculum import curriculum_weights, sample_active_set
 
     data = _dataset()
     rng = np.random.default_rng(0)

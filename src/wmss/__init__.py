@@ -1,8 +1,7 @@
 """wmss: Weak-Driven Learning (WMSS) for any Hugging Face causal LM.
 
-The three equations of the method live in three short modules:
-`wmss.entropy` (Eq. 3/8), `wmss.curriculum` (Eq. 9-10) and `wmss.mixed_loss` (Eq. 11-12);
-Algorithm 1 is `wmss.pipeline`.
+The method lives in `wmss.method`, one module per equation: `entropy` (Eq. 3/8), `curriculum` (Eq. 9-10) and
+`mixed_loss` (Eq. 11-12), beside the joint model, the trainer and LoRA; Algorithm 1 is `wmss.pipeline`.
 """
 
 from __future__ import annotations
@@ -13,12 +12,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "sample_entropy": "wmss.entropy",
-    "curriculum_weights": "wmss.curriculum",
-    "mixed_logit_cross_entropy": "wmss.mixed_loss",
+    "sample_entropy": "wmss.method.entropy",
+    "curriculum_weights": "wmss.method.curriculum",
+    "mixed_logit_cross_entropy": "wmss.method.mixed_loss",
     "RunConfig": "wmss.config",
-    "WMSSConfig": "wmss.trainer",
-    "WMSSTrainer": "wmss.trainer",
+    "WMSSConfig": "wmss.method.trainer",
+    "WMSSTrainer": "wmss.method.trainer",
     "load_config": "wmss.config",
 }
 

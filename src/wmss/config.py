@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from wmss import defaults
-from wmss.curriculum import DEPRECATED_WEIGHTINGS, WEIGHTINGS, resolve_weighting
 from wmss.errors import ConfigError
+from wmss.method.curriculum import DEPRECATED_WEIGHTINGS, WEIGHTINGS, resolve_weighting
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATA_FORMATS = ("auto", "chat", "prompt_completion")

@@ -1,7 +1,7 @@
 """Logit dynamics on training data (Tables 2 and 6 of the paper) and the gradient probe of Appendix B.
 
 Every statistic is computed per trained position (a position whose logits predict a completion token; labels in
-the causal convention of `wmss.entropy`) and averaged over positions. The gradient probe measures, per position,
+the causal convention of `wmss.method.entropy`) and averaged over positions. The gradient probe measures, per position,
 the norm of the gradient of the loss w.r.t. the strong model's logits under plain CE, softmax(z_s) - e_y, and
 under the mixed CE of Eq. 12, λ·(softmax(λ·z_s + (1-λ)·z_w) - e_y): whether the weak partner keeps gradients
 alive where plain CE has saturated.
@@ -25,11 +25,11 @@ from wmss import defaults
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig, load_config, require
 from wmss.data import TrainingData, make_collator
-from wmss.entropy import compute_dtype, scored_mask, token_entropy
 from wmss.errors import ConfigError, DataError, ModelError
 from wmss.io import atomic_write_json
-from wmss.joint_model import uses_plain_output_head
-from wmss.mixed_loss import gather_trained_positions, mixed_logits
+from wmss.method.entropy import compute_dtype, scored_mask, token_entropy
+from wmss.method.joint_model import uses_plain_output_head
+from wmss.method.mixed_loss import gather_trained_positions, mixed_logits
 from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer, vocabulary_signature
 from wmss.phases.common import load_training_data
 from wmss.training import process_state

@@ -20,9 +20,9 @@ from trl import SFTTrainer
 
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig, TrainConfig, require
-from wmss.curriculum import FINGERPRINT_NAMES
 from wmss.data.cache import source_state
 from wmss.io import Inputs, check_not_input, ensure_directory
+from wmss.method.curriculum import FINGERPRINT_NAMES
 from wmss.models import check_model_path, load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.phases.curriculum import CURRICULUM_FILE, read_curriculum, run_curriculum

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from wmss import defaults, premises
-from wmss.curriculum import EQ10_WEIGHTINGS, WEIGHTINGS, effective_sample_sizes
 from wmss.errors import DataError
 from wmss.io import iter_json_rows
+from wmss.method.curriculum import EQ10_WEIGHTINGS, WEIGHTINGS, effective_sample_sizes
 from wmss.stats import paired_bootstrap
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")

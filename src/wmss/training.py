@@ -108,7 +108,7 @@ def check_training_settings(config: RunConfig) -> None:
     # Imported here: TRL and the trainer pull in the whole training stack, which a config does not need.
     from trl import SFTConfig
 
-    from wmss.trainer import WMSSConfig
+    from wmss.method.trainer import WMSSConfig
 
     scratch = Path(tempfile.gettempdir()) / "wmss-settings-check"  # never created: arguments only name it
     for section, args_class in (("sft", SFTConfig), ("joint", WMSSConfig)):

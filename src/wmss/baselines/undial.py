@@ -16,7 +16,7 @@ from torch import Tensor
 from transformers import PreTrainedModel
 from trl import SFTTrainer
 
-from wmss.entropy import scored_mask
+from wmss.method.entropy import scored_mask
 
 
 def undial_targets(

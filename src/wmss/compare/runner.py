@@ -30,11 +30,11 @@ from wmss.compare.plan import M0, M1, ComparePlan, SeedPlan
 from wmss.compare.report import build_report, render_table, write_report
 from wmss.compare.sampled import sampling_stage
 from wmss.config import RunConfig, require, with_values
-from wmss.curriculum import FINGERPRINT_NAMES
 from wmss.diagnostics import diagnose
 from wmss.errors import ConfigError
 from wmss.eval.records import BenchmarkRecord
 from wmss.io import atomic_write_json, ensure_directory
+from wmss.method.curriculum import FINGERPRINT_NAMES
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data
 from wmss.pipeline import DATA_CACHE, Steps, add_rerun_argument, check_run, check_stage_outputs, run_inputs

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import LogitsProcessor
 
-from wmss.entropy import token_entropy
 from wmss.errors import ConfigError, ModelError
+from wmss.method.entropy import token_entropy
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel

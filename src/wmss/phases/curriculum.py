@@ -12,7 +12,9 @@ import numpy as np
 
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig
-from wmss.curriculum import (
+from wmss.errors import DataError
+from wmss.io import atomic_write_json, ensure_output_file, read_json_object
+from wmss.method.curriculum import (
     DEPRECATED_WEIGHTINGS,
     EQ10_WEIGHTINGS,
     WEIGHTINGS,
@@ -22,8 +24,6 @@ from wmss.curriculum import (
     entropy_gap,
     sample_active_set,
 )
-from wmss.errors import DataError
-from wmss.io import atomic_write_json, ensure_output_file, read_json_object
 from wmss.phases.entropy import read_entropy_file
 
 logger = logging.getLogger(__name__)

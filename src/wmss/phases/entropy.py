@@ -19,10 +19,10 @@ from wmss import defaults
 from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig, require
 from wmss.data import make_collator
-from wmss.entropy import chunked_sample_entropy, sample_entropy, scored_token_counts
 from wmss.errors import DataError
 from wmss.io import atomic_write_json, ensure_output_file, read_json_object
-from wmss.joint_model import uses_plain_output_head
+from wmss.method.entropy import chunked_sample_entropy, sample_entropy, scored_token_counts
+from wmss.method.joint_model import uses_plain_output_head
 from wmss.models import check_model_path, load_causal_lm, load_tokenizer
 from wmss.phases.common import data_inputs, load_training_data
 from wmss.training import process_state

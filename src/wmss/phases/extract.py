@@ -13,8 +13,8 @@ import yaml
 from wmss.config import ModelConfig
 from wmss.errors import ModelError
 from wmss.io import atomic_write_text, ensure_directory
-from wmss.joint_model import JOINT_MARKER
-from wmss.lora import WEAK
+from wmss.method.joint_model import JOINT_MARKER
+from wmss.method.lora import WEAK
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import save_model_dir
 

@@ -18,6 +18,7 @@ from wmss.data import TrainingData, make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.errors import ConfigError, DataError
 from wmss.io import ensure_directory
+from wmss.method.trainer import WMSSConfig, WMSSTrainer
 from wmss.models import check_model_path, check_same_vocabulary, load_causal_lm, load_tokenizer
 from wmss.phases.common import (
     StageLayout,
@@ -28,7 +29,6 @@ from wmss.phases.common import (
     write_summary,
 )
 from wmss.phases.curriculum import read_curriculum
-from wmss.trainer import WMSSConfig, WMSSTrainer
 from wmss.training import JsonlMetricsCallback, NonFiniteGuard, make_training_arguments, train_resumable
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ for both heads and both hidden states are computed right there in forward, so ba
 Since z_mix = [λ·h_s | (1-λ)·h_w] · [W_s | W_w]ᵀ, this is one linear cross-entropy over the concatenated hidden
 state and heads. `chunked_mixed_cross_entropy` (logits recomputed in backward, heads called as modules) serves
 what the fused form cannot see: sharded head weights, heads with a bias, the shuffled control. Labels follow the
-transformers causal-LM convention (shifted inside, as in `ForCausalLMLoss` and `wmss.entropy.sample_entropy`).
+transformers causal-LM convention (shifted inside, as in `ForCausalLMLoss` and `wmss.method.entropy.sample_entropy`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from wmss import defaults
-from wmss.entropy import compute_dtype, scored_mask
 from wmss.errors import ModelError
+from wmss.method.entropy import compute_dtype, scored_mask
 
 
 def mixed_logits(strong_logits: Tensor, weak_logits: Tensor, lam: float = defaults.LAMBDA) -> Tensor:

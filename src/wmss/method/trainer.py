@@ -27,13 +27,13 @@ from trl import SFTConfig, SFTTrainer
 
 from wmss import defaults
 from wmss.config import WEAK_CONTROLS
-from wmss.curriculum import curriculum_stats, curriculum_weights, sample_active_set
-from wmss.entropy import sample_entropy
 from wmss.errors import ConfigError, ModelError
 from wmss.io import atomic_write_json
-from wmss.joint_model import JOINT_MARKER, JointModel
-from wmss.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters
-from wmss.mixed_loss import mixed_logit_cross_entropy
+from wmss.method.curriculum import curriculum_stats, curriculum_weights, sample_active_set
+from wmss.method.entropy import sample_entropy
+from wmss.method.joint_model import JOINT_MARKER, JointModel
+from wmss.method.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters
+from wmss.method.mixed_loss import mixed_logit_cross_entropy
 
 logger = logging.getLogger(__name__)
 

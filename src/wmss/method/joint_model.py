@@ -18,7 +18,7 @@ from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 
 from wmss import defaults
-from wmss.mixed_loss import (
+from wmss.method.mixed_loss import (
     chunked_mixed_cross_entropy,
     fused_mixed_cross_entropy,
     gather_trained_positions,
