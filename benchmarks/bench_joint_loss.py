@@ -21,7 +21,7 @@ from _measure import emit, interleaved
 from torch import nn
 
 from wmss import defaults
-from wmss.mixed_loss import chunked_mixed_cross_entropy, fused_mixed_cross_entropy, mixed_logits
+from wmss.method.mixed_loss import chunked_mixed_cross_entropy, fused_mixed_cross_entropy, mixed_logits
 
 GOALS = {"fused": {"peak": 1 / 8, "time": 1.0}}
 LAM = 0.5

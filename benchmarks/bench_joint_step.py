@@ -19,8 +19,8 @@ from _measure import emit, interleaved
 from transformers import AutoModelForCausalLM, Qwen3Config
 
 from wmss import defaults
-from wmss.entropy import chunked_sample_entropy
-from wmss.joint_model import JointModel
+from wmss.method.entropy import chunked_sample_entropy
+from wmss.method.joint_model import JointModel
 
 GOALS = {"joint": 2.1, "frozen": 1.4, "entropy": 1.1}  # ratio to sft (training) or to forward (entropy)
 

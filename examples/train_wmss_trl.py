@@ -11,7 +11,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, Qwen3Config
 
 from wmss.demo.tokenizer import build_demo_tokenizer
-from wmss.trainer import WMSSConfig, WMSSTrainer
+from wmss.method.trainer import WMSSConfig, WMSSTrainer
 
 
 def tiny_model(vocab_size: int, seed: int) -> AutoModelForCausalLM:
