@@ -14,6 +14,7 @@ from tests.fakes import FakeBackend
 from tests.helpers import make_tiny_tokenizer
 from wmss.errors import ConfigError, ModelError, WMSSError
 from wmss.eval.backends import (
+    STOP_STRINGS,
     Generation,
     GenerationBackend,
     HFBackend,
@@ -62,6 +63,53 @@ def test_unfinished_generation_runs_to_max_new_tokens(tokenizer) -> None:
 def test_eos_and_end_of_turn_tokens_stop_generation(tokenizer, stop: str) -> None:
     backend = HFBackend(constant_model(tokenizer, stop), tokenizer, max_new_tokens=5)
     assert backend.generate(["hi"]) == [[Generation("", finished=True, n_tokens=1)]]
+
+
+@pytest.fixture(scope="module")
+def chaotic_model(tokenizer):
+    """A tiny Qwen3 with large random weights: varied text, tags included, rarely an end-of-turn token."""
+    torch.manual_seed(3)
+    model = AutoModelForCausalLM.from_config(tiny_qwen3_config(len(tokenizer)))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(8)
+    return model
+
+
+def test_generation_stops_at_the_closing_answer_tag_and_keeps_it(tokenizer) -> None:
+    assert "</answer>" in STOP_STRINGS
+    backend = HFBackend(constant_model(tokenizer, "</answer>"), tokenizer, max_new_tokens=5)
+    assert backend.generate(["hi"]) == [[Generation("</answer>", finished=True, n_tokens=1)]]
+    without = HFBackend(constant_model(tokenizer, "</answer>"), tokenizer, max_new_tokens=3, stop_strings=())
+    assert without.generate(["hi"]) == [[Generation("</answer>" * 3, finished=False, n_tokens=3)]]
+
+
+@pytest.mark.parametrize("stop", ["<think>", "GK", "cx"])
+def test_greedy_outputs_are_identical_up_to_the_stop_string(chaotic_model, tokenizer, stop: str) -> None:
+    # A single token and strings spanning tokens; every prompt ends with "c" and some outputs start with "x", which
+    # must not stop them: only generated text stops a generation.
+    prompts = [f"{c * k}c" for c in "abcdefgh" for k in (1, 7)]
+    plain = HFBackend(chaotic_model, tokenizer, batch_size=5, max_new_tokens=40, stop_strings=())
+    stopped = HFBackend(chaotic_model, tokenizer, batch_size=5, max_new_tokens=40, stop_strings=(stop,))
+    plain_out = plain.generate(prompts)
+    stopped_out = stopped.generate(prompts)
+    assert any(stop in g.text for (g,) in plain_out)
+    for (before,), (after,) in zip(plain_out, stopped_out, strict=True):
+        if stop not in before.text:
+            assert after == before
+            continue
+        end = before.text.index(stop) + len(stop)
+        assert after.text == before.text[:end] and after.finished
+    # The length counts exactly the tokens up to the one that completed the string.
+    for prompt, (after,) in zip(prompts, stopped_out, strict=True):
+        if after.finished and after.text.endswith(stop):
+            shorter, same = (
+                HFBackend(chaotic_model, tokenizer, max_new_tokens=k, stop_strings=()).generate([prompt])[0][
+                    0
+                ]
+                for k in (max(after.n_tokens - 1, 1), after.n_tokens)
+            )
+            assert same.text.endswith(stop) and (after.n_tokens == 1 or stop not in shorter.text)
 
 
 def test_stop_tokens_are_eos_and_known_end_of_turn_specials(tokenizer) -> None:

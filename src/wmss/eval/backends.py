@@ -1,14 +1,16 @@
 """Text generation backends for evaluation: Hugging Face `generate` and vLLM.
 
 Paper settings: greedy decoding (temperature 0, one sample) for accuracy, or temperature 0.5 / top-p 0.95
-(`SAMPLING_TEMPERATURE`, `SAMPLING_TOP_P`) with n samples for mean@n / pass@n. Both real backends stop on EOS and
-on the chat templates' end-of-turn special tokens, and report `finished=False` when a generation hit
-max_new_tokens instead. HFBackend can also report each generation's mean token entropy (`token_entropy=True`)
-and generate from WMSS's two branches mixed, z_mix = λ·z_strong + (1-λ)·z_weak (`mix_with=weak model`).
+(`SAMPLING_TEMPERATURE`, `SAMPLING_TOP_P`) with n samples for mean@n / pass@n. Both real backends stop on EOS, on
+the chat templates' end-of-turn special tokens and at the closing answer tag `</answer>` (`STOP_STRINGS`; kept in
+the text, so graders still see it), and report `finished=False` when a generation hit max_new_tokens instead.
+HFBackend can also report each generation's mean token entropy (`token_entropy=True`) and generate from WMSS's
+two branches mixed, z_mix = λ·z_strong + (1-λ)·z_weak (`mix_with=weak model`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -29,6 +31,10 @@ EOS_LIKE_TOKENS = (
     "<|end|>",
     "<end_of_turn>",
 )
+# The paper's answer format ends at this tag: whatever a model writes after it is never graded as its answer, and
+# a batch of generations runs until its longest one stops, so stopping here saves the tokens after the tag.
+ANSWER_CLOSE = "</answer>"
+STOP_STRINGS = (ANSWER_CLOSE,)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SAMPLING_TEMPERATURE = defaults.SAMPLING_TEMPERATURE
 SAMPLING_TOP_P = defaults.SAMPLING_TOP_P
@@ -101,6 +107,9 @@ class HFBackend:
     processor, so memory stays one float per token instead of `output_logits`' full vocabulary per token).
     mix_with=weak model (path or loaded) generates from z_mix = mix_lambda·z_model + (1-mix_lambda)·z_weak,
     greedy or sampled (temperature and top-p act on the mixed logits); entropies are then those of softmax(z_mix).
+    stop_strings: a generation also stops once its generated text holds one of them (matched on decoded text, so
+    across token boundaries); its text ends with the string and n_tokens counts the token that completed it.
+    Greedy outputs are identical to those without it up to the string. () stops on tokens only.
     """
 
     def __init__(
@@ -117,6 +126,7 @@ class HFBackend:
         token_entropy: bool = False,
         mix_with: str | PreTrainedModel | None = None,
         mix_lambda: float = defaults.LAMBDA,
+        stop_strings: Sequence[str] = STOP_STRINGS,
     ) -> None:
         import torch
 
@@ -147,6 +157,9 @@ class HFBackend:
         self.stop_ids = stop_token_ids(tokenizer, model.generation_config.eos_token_id)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
+        if any(not text for text in stop_strings):
+            raise ConfigError(f"stop_strings must be non-empty strings, got {list(stop_strings)}")
+        self.stop_strings = tuple(stop_strings)
         self.token_entropy = token_entropy
         self.mix_lambda = mix_lambda
         self.weak_model = None if mix_with is None else self._load_weak(mix_with, dtype)
@@ -195,15 +208,25 @@ class HFBackend:
         attention_mask = torch.tensor(
             [[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device
         )
+        from transformers import StoppingCriteriaList
+
+        from wmss.eval.stopping import StopOnStrings
+
         processors, recorder = self._logits_processors(attention_mask)
+        stopper = StopOnStrings(self.tokenizer, self.stop_strings, width) if self.stop_strings else None
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             generation_config=self._generation_config(n),
             # None on the default path: generate then runs exactly as without this feature.
             logits_processor=processors,
+            stopping_criteria=None if stopper is None else StoppingCriteriaList([stopper]),
         )
-        generations = [self._to_generation(tokens) for tokens in output[:, width:].tolist()]
+        stopped_at = {} if stopper is None else stopper.stopped_at
+        generations = [
+            self._to_generation(tokens, stopped_at.get(row))
+            for row, tokens in enumerate(output[:, width:].tolist())
+        ]
         if recorder is not None:
             entropies = recorder.mean_entropies([generation.n_tokens for generation in generations])
             for generation, entropy in zip(generations, entropies, strict=True):
@@ -228,8 +251,13 @@ class HFBackend:
             processors.append(recorder)
         return processors, recorder
 
-    def _to_generation(self, tokens: list[int]) -> Generation:
+    def _to_generation(self, tokens: list[int], string_stop: int | None = None) -> Generation:
         stop = next((index for index, token in enumerate(tokens) if token in self.stop_ids), None)
+        if string_stop is not None and (stop is None or string_stop <= stop):
+            # Stopped at a stop string (what follows is padding): the text ends with the string.
+            text = self.tokenizer.decode(tokens[:string_stop], skip_special_tokens=True)
+            end = min(text.find(s) + len(s) for s in self.stop_strings if s in text)
+            return Generation(text=text[:end], finished=True, n_tokens=string_stop)
         kept = tokens if stop is None else tokens[:stop]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
         return Generation(
@@ -278,6 +306,7 @@ class VLLMBackend:
         dtype: str = "auto",
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.9,
+        stop_strings: Sequence[str] = STOP_STRINGS,
     ) -> None:
         _check_sampling(temperature, top_p, max_new_tokens)
         try:
@@ -299,6 +328,7 @@ class VLLMBackend:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p
+        self.stop_strings = tuple(stop_strings)
 
     def generate(self, prompts: list[str], n: int = 1) -> list[list[Generation]]:
         """Generate n continuations per prompt with one vLLM call."""
@@ -311,6 +341,8 @@ class VLLMBackend:
             repetition_penalty=1.0,
             max_tokens=self.max_new_tokens,
             stop_token_ids=self.stop_ids,
+            stop=list(self.stop_strings),
+            include_stop_str_in_output=True,
             skip_special_tokens=True,
         )
         # Pre-tokenised so BOS handling matches HFBackend exactly.
