@@ -10,6 +10,7 @@ import pytest
 
 from wmss.demo.presets import PRESETS, DemoPreset
 from wmss.demo.recipe import read_recipe
+from wmss.demo.setup import chat_prompt, chat_text
 from wmss.demo.task import easier_problems, make_task, pretraining_corpus, validation_problems, write_jsonl
 from wmss.demo.tokenizer import SPECIAL_TOKENS, build_demo_tokenizer
 
@@ -177,7 +178,6 @@ def test_easier_problems_are_short_clean_correct_and_never_held_out():
 
 def test_mid_training_loss_covers_exactly_the_worked_solution(tokenizer):
     from wmss.demo.base_model import _completion_examples
-    from wmss.demo.setup import chat_prompt, chat_text
 
     question, answer = easier_problems(seed=0, n=1)[0]
     (example,) = _completion_examples(
@@ -240,3 +240,54 @@ def test_validation_split_is_disjoint_from_train_and_test():
     assert make_task(0, 200, 100, min_steps=1, max_steps=4) == task
     texts = {r["question"] for r in records}
     assert not texts & {r["question"] for r in task.test} and not texts & {r["prompt"] for r in task.train}
+
+
+def test_a_mid_training_snapshot_is_the_recipe_of_its_step_count(tmp_path, tokenizer):
+    # The M0 search relies on it: at a constant rate, the k-step checkpoint of a longer run is the k-step run.
+    from transformers import AutoModelForCausalLM
+
+    from wmss.demo.base_model import pretrain_base_model
+
+    micro = dataclasses.replace(
+        DemoPreset(n_train=4, n_test=2),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        pretrain_block_size=32,
+        pretrain_batch_size=4,
+        pretrain_steps=2,
+        pretrain_warmup_steps=1,
+        midtrain_steps=3,
+    )
+    corpus = pretraining_corpus(seed=0, n=8)
+    easier = [(chat_prompt(tokenizer, q), chat_text(tokenizer, q, a)) for q, a in easier_problems(0, 12)]
+    snapshots = tmp_path / "snapshots"
+    pretrain_base_model(
+        tokenizer,
+        corpus,
+        tmp_path / "long",
+        micro,
+        1,
+        {"r": 3},
+        easier,
+        snapshots=(snapshots, 2, lambda k: {"r": k}),
+    )
+    assert sorted(p.name for p in snapshots.iterdir()) == ["midtrain-0", "midtrain-2", "midtrain-3"]
+    assert read_recipe(snapshots / "midtrain-2") == {"r": 2}
+    short = pretrain_base_model(
+        tokenizer,
+        corpus,
+        tmp_path / "short",
+        dataclasses.replace(micro, midtrain_steps=2),
+        1,
+        {"r": 2},
+        easier,
+    )
+    a = AutoModelForCausalLM.from_pretrained(snapshots / "midtrain-2").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(short).state_dict()
+    assert all(a[name].equal(b[name]) for name in a)
+    last = AutoModelForCausalLM.from_pretrained(snapshots / "midtrain-3").state_dict()
+    assert not all(a[name].equal(last[name]) for name in a)
