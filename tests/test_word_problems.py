@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 
@@ -57,23 +58,35 @@ def test_worked_solutions_are_correct_and_in_the_paper_format():
         assert grade_answer(record["completion"], match.group(2), "numeric")
 
 
+def _train_key(record: dict) -> tuple:
+    start = re.search(r"starts with (\d+)", record["completion"]).group(1)
+    return (start, *((op, b) for _, op, b, _ in STEP.findall(record["completion"])))
+
+
+def _question_key(record: dict) -> tuple:
+    # Rebuilt from the question's own words: the start, then each step's operation and operand.
+    first, *steps, _ = re.split(r"(?<=[.?]) ", record["question"])
+    ops = [next(op for word, op in WORDS if word in sentence) for sentence in steps]
+    operands = [re.search(r"\d+", sentence).group(0) for sentence in steps]
+    return (re.search(r"\d+", first).group(0), *zip(ops, operands, strict=True))
+
+
 def test_held_out_arithmetic_never_appears_in_train():
     task = make_word_problems(2, 2000, 500)
-
-    def train_key(record: dict) -> tuple:
-        start = re.search(r"starts with (\d+)", record["completion"]).group(1)
-        return (start, *((op, b) for _, op, b, _ in STEP.findall(record["completion"])))
-
-    def test_key(record: dict) -> tuple:
-        # Rebuilt from the question's own words: the start, then each step's operation and operand.
-        first, *steps, _ = re.split(r"(?<=[.?]) ", record["question"])
-        ops = [next(op for word, op in WORDS if word in sentence) for sentence in steps]
-        operands = [re.search(r"\d+", sentence).group(0) for sentence in steps]
-        return (re.search(r"\d+", first).group(0), *zip(ops, operands, strict=True))
-
-    train = {train_key(r) for r in task.train}
+    train = {_train_key(r) for r in task.train}
     assert len(train) > 1900, "the key must tell problems apart for this test to mean anything"
-    assert not [r for r in task.test if test_key(r) in train]
+    assert not [r for r in task.test if _question_key(r) in train]
+
+
+def test_validation_split_is_disjoint_and_leaves_the_other_splits_unchanged():
+    task = make_word_problems(2, 1000, 500, n_validation=500)
+    assert make_word_problems(2, 1000, 500) == dataclasses.replace(task, validation=[])
+    assert len(task.validation) == 500 and len({r["id"] for r in task.validation}) == 500
+    assert {r["id"] for r in task.validation}.isdisjoint(r["id"] for r in task.test)
+    seen = {_train_key(r) for r in task.train} | {_question_key(r) for r in task.test}
+    validation = [_question_key(r) for r in task.validation]
+    assert len(set(validation)) == 500 and not seen.intersection(validation)
+    assert make_word_problems(2, 1000, 500, n_validation=500) == task
 
 
 def test_difficulty_varies_over_one_to_four_steps_and_all_operations():

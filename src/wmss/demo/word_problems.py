@@ -3,13 +3,14 @@
 The task of the real-model preset: phrased in natural language like GSM8K, so a pretrained instruct model already
 solves some of it. Every problem is a story about one person's count of one item; each step changes the count
 and its worked solution states the arithmetic of that step. Difficulty is the number of steps and the size of the
-numbers. The held-out split never shares a problem's arithmetic (start value and steps) with the train split.
+numbers. The held-out split never shares a problem's arithmetic (start value and steps) with the train split, and
+the validation split (model selection only) shares it with neither.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wmss.eval.records import BenchmarkRecord
@@ -59,11 +60,13 @@ Step = tuple[str, int]
 
 @dataclass(frozen=True)
 class WordProblems:
-    """Train records (`idx`, `prompt`, `completion`, `n_steps`) and held-out records (`id`, `question`, `answer`)."""
+    """Train records (`idx`, `prompt`, `completion`, `n_steps`); held-out and validation records (`id`, `question`,
+    `answer`, `n_steps`)."""
 
     seed: int
     train: list[dict[str, Any]]
     test: list[dict[str, Any]]
+    validation: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _divisors(value: int) -> list[int]:
@@ -112,27 +115,23 @@ def _story(rng: random.Random, start: int, steps: tuple[Step, ...]) -> tuple[str
     return " ".join(sentences), " ".join(reasoning), value
 
 
-def make_word_problems(
-    seed: int,
-    n_train: int,
-    n_test: int,
-    *,
-    min_steps: int = 1,
-    max_steps: int = 4,
-    max_number: int = 50,
-) -> WordProblems:
-    """Draw `n_train` + `n_test` problems with distinct arithmetic; steps uniform in [min_steps, max_steps]."""
-    if not 1 <= min_steps <= max_steps:
-        raise ValueError(f"need 1 <= min_steps <= max_steps, got {min_steps}, {max_steps}")
-    if not 2 <= max_number <= MAX_VALUE // 2:
-        raise ValueError(f"max_number must be in [2, {MAX_VALUE // 2}], got {max_number}")
-    rng = random.Random(f"wmss-word-problems:{seed}")
-    seen: set[tuple[int, tuple[Step, ...]]] = set()
-    problems: list[tuple[str, str, int, int]] = []
+Problem = tuple[str, str, int, int]  # question, worked reasoning, answer, number of steps
+
+
+def _draw_problems(
+    rng: random.Random,
+    n: int,
+    seen: set[tuple[int, tuple[Step, ...]]],
+    min_steps: int,
+    max_steps: int,
+    max_number: int,
+) -> list[Problem]:
+    """`n` problems whose arithmetic is not in `seen` (which they are added to)."""
+    problems: list[Problem] = []
     attempts = 0
-    while len(problems) < n_train + n_test:
+    while len(problems) < n:
         attempts += 1
-        if attempts > 100 * (n_train + n_test) + 1000:
+        if attempts > 100 * n + 1000:
             raise ValueError(
                 "too few distinct problems for the requested sizes; raise max_number or max_steps"
             )
@@ -148,10 +147,38 @@ def make_word_problems(
         seen.add(key)
         question, think, answer = _story(rng, start, key[1])
         problems.append((question, think, answer, len(steps)))
-    test = [
-        {"id": f"wp-{seed}-{i}", "question": question, "answer": str(answer), "n_steps": n_steps}
-        for i, (question, _, answer, n_steps) in enumerate(problems[:n_test])
+    return problems
+
+
+def _question_records(problems: list[Problem], prefix: str) -> list[dict[str, Any]]:
+    return [
+        {"id": f"{prefix}{i}", "question": question, "answer": str(answer), "n_steps": n_steps}
+        for i, (question, _, answer, n_steps) in enumerate(problems)
     ]
+
+
+def make_word_problems(
+    seed: int,
+    n_train: int,
+    n_test: int,
+    *,
+    min_steps: int = 1,
+    max_steps: int = 4,
+    max_number: int = 50,
+    n_validation: int = 0,
+) -> WordProblems:
+    """Draw `n_train` + `n_test` (+ `n_validation`) problems with distinct arithmetic; steps uniform in
+    [min_steps, max_steps]. The validation problems come from their own random stream, so asking for them changes
+    neither the train nor the held-out split."""
+    if not 1 <= min_steps <= max_steps:
+        raise ValueError(f"need 1 <= min_steps <= max_steps, got {min_steps}, {max_steps}")
+    if not 2 <= max_number <= MAX_VALUE // 2:
+        raise ValueError(f"max_number must be in [2, {MAX_VALUE // 2}], got {max_number}")
+    seen: set[tuple[int, tuple[Step, ...]]] = set()
+    rng = random.Random(f"wmss-word-problems:{seed}")
+    problems = _draw_problems(rng, n_train + n_test, seen, min_steps, max_steps, max_number)
+    validation_rng = random.Random(f"wmss-word-problems-validation:{seed}")
+    validation = _draw_problems(validation_rng, n_validation, seen, min_steps, max_steps, max_number)
     train = [
         {
             "idx": i,
@@ -161,7 +188,12 @@ def make_word_problems(
         }
         for i, (question, think, answer, n_steps) in enumerate(problems[n_test:])
     ]
-    return WordProblems(seed=seed, train=train, test=test)
+    return WordProblems(
+        seed=seed,
+        train=train,
+        test=_question_records(problems[:n_test], f"wp-{seed}-"),
+        validation=_question_records(validation, f"wp-{seed}-val-"),
+    )
 
 
 def benchmark_records(test: list[dict[str, Any]]) -> list[BenchmarkRecord]:
