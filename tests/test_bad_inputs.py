@@ -25,7 +25,7 @@ from wmss.cli import main
 from wmss.errors import ConfigError, DataError, ModelError
 from wmss.eval.runner import grade_responses
 from wmss.models import check_model_path
-from wmss.phases.curriculum import read_curriculum, run_curriculum
+from wmss.phases.curriculum_file import read_curriculum, run_curriculum
 from wmss.phases.sft import run_sft
 from wmss.pipeline import MANIFEST, run_pipeline
 from wmss.stages import Manifest, Stage, run_stages
@@ -288,13 +288,15 @@ def test_case09_idx_mismatches_are_named_and_an_edited_artifact_is_caught_with_a
     with pytest.raises(
         DataError, match=r"score different samples: 2 idx of .*entropy_weak\.json are not in"
     ) as info:
-        run_curriculum(config, rd / "entropy_weak.json", cut, tmp_path / "cur")
+        run_curriculum(config.wmss.curriculum, rd / "entropy_weak.json", cut, tmp_path / "cur")
     assert "fingerprint" not in str(info.value)
     reordered = tmp_path / "strong_reversed.json"
     reordered.write_text(
         json.dumps({**strong, "idx": strong["idx"][::-1], "entropy": strong["entropy"][::-1]})
     )
-    run_curriculum(config, rd / "entropy_weak.json", reordered, tmp_path / "cur")  # aligned by idx
+    run_curriculum(
+        config.wmss.curriculum, rd / "entropy_weak.json", reordered, tmp_path / "cur"
+    )  # aligned by idx
     assert (
         json.loads((tmp_path / "cur" / "curriculum.json").read_text())["draws"]
         == json.loads((rd / "curriculum" / "curriculum.json").read_text())["draws"]

@@ -30,7 +30,7 @@ def test_every_command_has_help(command, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["sft", "--output", "x", "--set", "wmss.lam=3"], "'wmss.lam' must be in [0, 1]"),
+        (["sft", "--output", "x", "--set", "wmss.lam=3"], "'wmss.lam' must be in (0, 1]"),
         (["sft", "--output", "x"], "'model.base' is required"),
         (
             ["sft", "--model", "m", "--data", "missing.jsonl", "--output", "x"],

@@ -9,8 +9,8 @@ import pytest
 from tests.helpers import tiny_training_overrides
 from wmss.cli import main
 from wmss.compare.arms import ARMS, make_arm
+from wmss.compare.comparison import build_plan, parse_sweep, run_compare, sweep_points
 from wmss.compare.report import build_report
-from wmss.compare.runner import build_plan, parse_sweep, run_compare, sweep_points
 from wmss.config import load_config
 from wmss.errors import ConfigError, DataError
 

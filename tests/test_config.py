@@ -44,7 +44,8 @@ def test_saved_config_round_trips(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["wmss.lam=1.5"], "'wmss.lam' must be in [0, 1]"),
+        (["wmss.lam=1.5"], "'wmss.lam' must be in (0, 1]"),
+        (["wmss.lam=0"], "'wmss.lam' must be in (0, 1], got 0"),
         (["wmss.beta=-0.1"], "'wmss.beta' must be >= 0"),
         (["wmss.alpha=0", "wmss.beta=0", "wmss.gamma=0"], "are all zero"),
         (["wmss.lamda=0.5"], "unknown key 'wmss.lamda'"),

@@ -10,10 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wmss import diagnostics
 from wmss.cli import main
-from wmss.config import load_config
-from wmss.diagnostics import (
+from wmss.compare import diagnostics
+from wmss.compare.diagnostics import (
     STATS,
     diagnose,
     gradient_norms,
@@ -22,6 +21,7 @@ from wmss.diagnostics import (
     relative_change,
     summarize_gradient_norms,
 )
+from wmss.config import load_config
 from wmss.errors import ConfigError
 from wmss.models import load_causal_lm, load_tokenizer
 from wmss.phases.common import load_training_data

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from wmss.config import load_config
-from wmss.phases.entropy import run_entropy
+from wmss.phases.entropy_file import run_entropy
 from wmss.phases.joint import run_joint
 
 STEPS = 3

@@ -24,8 +24,8 @@ from wmss.errors import DataError, WMSSError
 from wmss.eval.datasets import load_records_file
 from wmss.eval.runner import grade_responses
 from wmss.io import read_json
-from wmss.phases.curriculum import read_curriculum
-from wmss.phases.entropy import read_entropy_file
+from wmss.phases.curriculum_file import read_curriculum
+from wmss.phases.entropy_file import read_entropy_file
 from wmss.phases.sft import run_sft
 from wmss.pipeline import MANIFEST, run_pipeline
 from wmss.stages import Manifest, Stage, run_stages

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from wmss.compare.runner import build_plan
+from wmss.compare.comparison import build_plan
 from wmss.config import load_config
 from wmss.pipeline import build_stages
 from wmss.stages import Stage, settings_hash

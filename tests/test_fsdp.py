@@ -26,7 +26,7 @@ from torch.distributed.fsdp import fully_shard
 from transformers import AutoModelForCausalLM
 
 from tests.conftest import tiny_llama_config, tiny_qwen3_config
-from wmss import joint_model
+from wmss.method import joint_model
 from wmss.method.joint_model import JointModel
 
 VOCAB, WORLD, STEPS, SAVE_AT = 64, 2, 3, 2

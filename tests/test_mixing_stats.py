@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wmss import defaults, diagnostics
-from wmss.diagnostics import MIXING_STATS, mixing_stats
+from wmss import defaults
+from wmss.compare import diagnostics
+from wmss.compare.diagnostics import MIXING_STATS, mixing_stats
 
 IGNORE = -100
 

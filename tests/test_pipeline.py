@@ -136,7 +136,7 @@ def test_two_rounds_chain_weak_and_strong_as_algorithm_1(tmp_path, tiny_model_di
     for t in (1, 2):
         for name, output in ((f"round{t}.extract", "model"), (f"round{t}.extract_weak", "weak_model")):
             assert (
-                inspect.getclosurevars(stages[name].action).nonlocals["joint_dir"]
+                inspect.getclosurevars(stages[name].action).nonlocals["joint"].path
                 == tmp_path / f"round-{t}" / "joint"
             )
             assert stages[name].upstream == [f"round{t}.joint"]

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from wmss import plots
+from wmss.compare import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -108,7 +108,7 @@ def test_bad_inputs_raise_value_error(call, message, tmp_path):
 
 
 def test_importing_wmss_plots_does_not_import_matplotlib():
-    code = "import sys, wmss.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, wmss.compare.plots; print('matplotlib' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         == "False\n"

@@ -7,11 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from wmss import premises
 from wmss.cli import main
-from wmss.errors import DataError
-from wmss.method.curriculum import WEIGHTINGS
-from wmss.regime import (
+from wmss.compare import premises
+from wmss.compare.regime import (
     checkpoint_dirs,
     continued_probe,
     group_labels,
@@ -19,7 +17,9 @@ from wmss.regime import (
     regime_section,
     sample_level,
 )
-from wmss.stats import paired_bootstrap
+from wmss.compare.stats import paired_bootstrap
+from wmss.errors import DataError
+from wmss.method.curriculum import WEIGHTINGS
 
 
 def test_sample_level_by_hand() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wmss.stats import (
+from wmss.compare.stats import (
     compare_arms,
     describe_difference,
     effective_sample_size,

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wmss.baselines.undial import undial_loss_sum, undial_targets
+from wmss.compare.undial import undial_loss_sum, undial_targets
 
 
 def naive_undial(student, teacher, targets, beta, noise=None):

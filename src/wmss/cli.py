@@ -1,4 +1,8 @@
-"""`wmss` command line: one sub-command per WMSS phase, plus the pipeline, the demo and evaluation."""
+"""`wmss` command line: the table of sub-commands and the entry point; one line per user error, never a traceback.
+
+The method's commands live in `wmss.commands`; `wmss demo`, `wmss eval` and `wmss prepare` in their packages'
+`cli` modules. Each is imported only when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,47 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from wmss.errors import WMSSError
 
-# Sub-commands are imported lazily so that `wmss --help` stays fast; each module exposes
-# `add_arguments(parser)` and `run_cli(args)`.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "sft": ("wmss.phases.sft", "Phase 1: supervised fine-tuning M0 -> M1 (completion-only loss)."),
-    "entropy": ("wmss.phases.entropy", "Per-sample mean completion entropy of a model (Eq. 3/8)."),
-    "curriculum": (
-        "wmss.phases.curriculum",
-        "Phase 2: entropy-gap sampling weights and active set (Eq. 9-10).",
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: where its options and its action live, imported only when it runs (`wmss --help` is fast)."""
+
+    module: str
+    help: str
+    options: str = "add_arguments"
+    action: str = "run_cli"
+
+
+def _method(name: str, help_: str) -> Command:
+    """A command of the method, in `wmss.commands`: `<name>_options(parser)` and `<name>(args)`."""
+    return Command("wmss.commands", help_, f"{name}_options", name)
+
+
+COMMANDS: dict[str, Command] = {
+    "sft": _method("sft", "Phase 1: supervised fine-tuning M0 -> M1 (completion-only loss)."),
+    "entropy": _method("entropy", "Per-sample mean completion entropy of a model (Eq. 3/8)."),
+    "curriculum": _method("curriculum", "Phase 2: entropy-gap sampling weights and active set (Eq. 9-10)."),
+    "joint": _method("joint", "Phase 3: joint weak/strong training on mixed logits (Eq. 11-12)."),
+    "extract": _method("extract", "Write the strong (or weak) branch as a plain HF checkpoint."),
+    "run": _method("run", "Algorithm 1 end to end, resumable, in one run directory."),
+    "compare": _method(
+        "compare", "WMSS vs baselines and controls from the same M1, over seeds and sweeps, with paired CIs."
     ),
-    "joint": ("wmss.phases.joint", "Phase 3: joint weak/strong training on mixed logits (Eq. 11-12)."),
-    "extract": ("wmss.phases.extract", "Write the strong (or weak) branch as a plain HF checkpoint."),
-    "run": ("wmss.pipeline", "Algorithm 1 end to end, resumable, in one run directory."),
-    "compare": (
-        "wmss.compare.runner",
-        "WMSS vs baselines and controls from the same M1, over seeds and sweeps, with paired CIs.",
-    ),
-    "diagnose": (
-        "wmss.diagnostics",
+    "diagnose": _method(
+        "diagnose",
         "Logit statistics and the mixed-CE gradient probe of models on training data (Tables 2/6).",
     ),
-    "regime": (
-        "wmss.regime_cli",
-        "Premise checks: is a weak/strong pair in the regime the paper's claim is about?",
+    "regime": _method(
+        "regime", "Premise checks: is a weak/strong pair in the regime the paper's claim is about?"
     ),
-    "demo": ("wmss.demo.cli", "Offline demo: tiny tokenizer, model and task; WMSS vs continued SFT."),
-    "eval": ("wmss.eval.cli", "Evaluate models on math/code benchmarks or grade saved responses."),
-    "prepare": (
-        "wmss.prepare.cli",
-        "Build the paper's training data from AM-DeepSeek-R1-Distilled, verified.",
+    "demo": Command("wmss.demo.cli", "Offline demo: tiny tokenizer, model and task; WMSS vs continued SFT."),
+    "eval": Command("wmss.eval.cli", "Evaluate models on math/code benchmarks or grade saved responses."),
+    "prepare": Command(
+        "wmss.prepare.cli", "Build the paper's training data from AM-DeepSeek-R1-Distilled, verified."
     ),
 }
 
@@ -49,7 +62,7 @@ def _root_parser() -> argparse.ArgumentParser:
         description="Weak-Driven Learning (WMSS) for any Hugging Face causal LM.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands:\n"
-        + "\n".join(f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items())
+        + "\n".join(f"  {name:<11} {command.help}" for name, command in COMMANDS.items())
         + "\n\nRun `wmss <command> --help` for the options of one command.",
     )
     parser.add_argument(
@@ -60,13 +73,13 @@ def _root_parser() -> argparse.ArgumentParser:
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     """Return the argument parser of one sub-command."""
-    module_name, help_ = COMMANDS[command]
-    module = importlib.import_module(module_name)
+    spec = COMMANDS[command]
+    module = importlib.import_module(spec.module)
     parser = argparse.ArgumentParser(
-        prog=f"wmss {command}", description=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        prog=f"wmss {command}", description=spec.help, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    module.add_arguments(parser)
-    parser.set_defaults(_run=module.run_cli)
+    getattr(module, spec.options)(parser)
+    parser.set_defaults(_run=getattr(module, spec.action))
     return parser
 
 

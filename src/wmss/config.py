@@ -18,12 +18,13 @@ import yaml
 
 from wmss import defaults
 from wmss.errors import ConfigError
-from wmss.method.curriculum import DEPRECATED_WEIGHTINGS, WEIGHTINGS, resolve_weighting
+from wmss.method.curriculum import resolve_weighting
+from wmss.method.settings import CurriculumSettings, JointSettings
+from wmss.validation import check_settings, check_value, setting, settings_of, valid_range
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATA_FORMATS = ("auto", "chat", "prompt_completion")
 OVERLONG_POLICIES = ("truncate", "drop")
-WEAK_CONTROLS = ("none", "uniform", "shuffled")
 LOSS_TOKENS = ("completion", "all")
 LOW_PRECISION_DTYPES = ("bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -36,7 +37,7 @@ class ModelConfig:
     base: str | None = None  # M0: local directory or hub id
     sft: str | None = None  # M1: skip Phase 1 when given
     tokenizer: str | None = None  # defaults to the model's own directory
-    dtype: str = "auto"
+    dtype: str = setting("auto", choices=DTYPES)
     trust_remote_code: bool = False
     attn_implementation: str | None = None
     # Trained weights are float32 masters (bf16 only under autocast, `sft.bf16`/`joint.bf16`). true: train them in
@@ -50,64 +51,63 @@ class DataConfig:
 
     train: str | None = None  # JSONL/JSON file or HF dataset name
     split: str = "train"
-    format: str = "auto"  # auto | chat | prompt_completion
+    format: str = setting("auto", choices=DATA_FORMATS)
     field_map: dict[str, str] = field(default_factory=dict)  # e.g. {prompt: question, completion: solution}
     system_prompt: str | None = None  # "reasoning" (the paper's prompt), literal text, or null
-    max_length: int = 8192
-    overlong: str = "truncate"  # truncate (cut the completion end) | drop
+    max_length: int = setting(8192, valid=">= 2")
+    overlong: str = setting("truncate", choices=OVERLONG_POLICIES)  # truncate (cut the completion end) | drop
     skip_bad_records: bool = False
-    limit: int | None = None
+    limit: int | None = setting(None, valid=">= 1")
 
 
 @dataclass
 class TrainConfig:
     """Optimisation settings of one training stage, passed to `transformers.TrainingArguments`."""
 
-    learning_rate: float = 1e-5
-    num_train_epochs: float = 2.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 1
-    gradient_accumulation_steps: int = 1
+    learning_rate: float = setting(1e-5, valid="> 0")
+    num_train_epochs: float = setting(2.0, valid=">= 0")  # > 0 unless max_steps is set
+    max_steps: int = setting(-1, valid=">= -1")  # > 0: steps instead of epochs
+    per_device_train_batch_size: int = setting(1, valid=">= 1")
+    gradient_accumulation_steps: int = setting(1, valid=">= 1")
     lr_scheduler_type: str = "cosine"
-    warmup_steps: float = 0.0  # int = steps, float in [0, 1) = fraction of all steps
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
+    warmup_steps: float = setting(0.0, valid=">= 0")  # int = steps, float in [0, 1) = fraction of all steps
+    weight_decay: float = setting(0.0, valid=">= 0")
+    max_grad_norm: float = setting(1.0, valid=">= 0")  # 0: no clipping
     optim: str = "adamw_torch"
     bf16: bool = False
     gradient_checkpointing: bool = False
-    neftune_noise_alpha: float | None = None
-    logging_steps: int = 10
-    save_steps: int = 500
-    save_total_limit: int | None = 2
+    neftune_noise_alpha: float | None = setting(None, valid=">= 0")
+    logging_steps: int = setting(10, valid=">= 1")
+    save_steps: int = setting(500, valid=">= 1")
+    save_total_limit: int | None = setting(2, valid=">= 0")  # 0 or null: keep every checkpoint
     report_to: list[str] = field(default_factory=list)  # e.g. [tensorboard]; metrics.jsonl is always written
-    seed: int = 42
+    seed: int = setting(42, valid=">= 0")
     # Trained tokens: completion (prompt labels -100) or all (the whole rendered conversation; the WMSS authors'
     # joint stage does this: TRL's default for `messages` data, while their SFT is completion-only).
-    loss_tokens: str = "completion"
-    max_nonfinite_steps: int = 0  # optimizer steps with a NaN/inf gradient skipped before training stops
+    loss_tokens: str = setting("completion", choices=LOSS_TOKENS)
+    # Optimizer steps with a NaN/inf gradient skipped before training stops.
+    max_nonfinite_steps: int = setting(0, valid=">= 0")
     extra: dict[str, Any] = field(default_factory=dict)  # any other TrainingArguments field
 
 
 @dataclass
-class WMSSParams:
-    """Hyperparameters of the method itself (paper defaults)."""
+class WMSSParams(CurriculumSettings, JointSettings):
+    """The method's settings (paper defaults): the curriculum's and the joint stage's side by side, as flat keys."""
 
-    alpha: float = defaults.ALPHA
-    beta: float = defaults.BETA
-    gamma: float = defaults.GAMMA
-    lam: float = defaults.LAMBDA
-    sample_multiplier: float = 1.0  # active set size = round(multiplier * n)
-    # authors_code (Eq. 10, each term normalised by its own sum, as the authors' code) | paper_eq10 (Eq. 10 as
-    # printed: one normalisation over samples) | brownboost. The old name "paper" means authors_code.
-    weighting: str = "authors_code"
-    weak_trainable: bool = True  # co-train the weak model (paper) or freeze it
-    rounds: int = 1  # K in Algorithm 1
-    seed: int = 42
-    entropy_batch_size: int = 8
-    loss_chunk_size: int = defaults.CHUNK_SIZE
-    # Controls of the joint stage: "uniform" replaces the weak logits by a constant (softmax(lam * z_strong)),
-    # "shuffled" permutes them over the vocabulary per position (same entropy, no structure).
-    weak_control: str = "none"
+    rounds: int = setting(1, valid=">= 1")  # K in Algorithm 1
+    # How the work is batched: memory and speed, not results (no stage fingerprint holds them).
+    entropy_batch_size: int = setting(8, valid=">= 1")
+    loss_chunk_size: int = setting(defaults.CHUNK_SIZE, valid=">= 1")
+
+    @property
+    def curriculum(self) -> CurriculumSettings:
+        """The settings every curriculum stage computes with (Phase 2)."""
+        return settings_of(CurriculumSettings, self)
+
+    @property
+    def joint(self) -> JointSettings:
+        """The settings every joint stage trains with (Phase 3); `RunConfig.joint` holds its training settings."""
+        return settings_of(JointSettings, self)
 
 
 @dataclass
@@ -138,18 +138,22 @@ class CompareConfig:
     eval_kind: str | None = None  # grading kind of eval_file (numeric, latex, choice); inferred when null
     benchmarks: list[str] = field(default_factory=list)  # names for wmss.eval (gsm8k, svamp, ...)
     data_dir: str | None = None  # local benchmark files
-    eval_limit: int | None = None  # first N problems of each benchmark
-    eval_batch_size: int = 16
-    max_new_tokens: int = 512
-    n_resamples: int = 10000  # bootstrap resamples for the confidence intervals
-    diagnostics_samples: int = 200  # training examples for the logit statistics (0: skip)
-    neftune_alpha: float = 5.0  # NEFTune noise (paper: alpha = 5)
-    undial_beta: float = 10.0  # UNDIAL: logit subtracted from the target (reference implementation: 10)
+    eval_limit: int | None = setting(None, valid=">= 1")  # first N problems of each benchmark
+    eval_batch_size: int = setting(16, valid=">= 1")
+    max_new_tokens: int = setting(512, valid=">= 1")
+    n_resamples: int = setting(10000, valid=">= 1")  # bootstrap resamples for the confidence intervals
+    diagnostics_samples: int = setting(
+        200, valid=">= 0"
+    )  # training examples for the logit statistics (0: skip)
+    neftune_alpha: float = setting(5.0, valid=">= 0")  # NEFTune noise (paper: alpha = 5)
+    # UNDIAL: logit subtracted from the target (reference implementation: 10).
+    undial_beta: float = setting(10.0, valid=">= 0")
     undial_noise: bool = False  # UNDIAL as the WMSS paper describes it: beta scaled by Gaussian noise
-    label_smoothing: float = 0.1
-    high_lr_factor: float = 2.0  # sft_high_lr: this multiple of the joint learning rate
-    sampling_problems: int = 0  # the first N evaluation problems are also sampled sampling_n times (0: skip)
-    sampling_n: int = 8
+    label_smoothing: float = setting(0.1, valid="[0, 1)")
+    high_lr_factor: float = setting(2.0, valid="> 0")  # sft_high_lr: this multiple of the joint learning rate
+    # The first N evaluation problems are also sampled sampling_n times (0: skip).
+    sampling_problems: int = setting(0, valid=">= 0")
+    sampling_n: int = setting(8, valid=">= 1")
     branches: bool = True  # co-trained joint arms: also evaluate the weak branch alone and both mixed
     group_field: str | None = None  # training-record field the premises break the curriculum's mass down by
 
@@ -326,50 +330,15 @@ def _check_local_or_hub(key: str, value: str | None) -> None:
 
 
 def validate(config: RunConfig) -> None:
-    """Check value ranges and paths; raise ConfigError naming the first offending key."""
+    """Check every setting against the values it declares, then the paths; ConfigError names the first bad key."""
+    for section in dataclasses.fields(config):
+        check_settings(getattr(config, section.name), f"{section.name}.{{}}".format)
     w = config.wmss
-    if not 0.0 <= w.lam <= 1.0:
-        raise ConfigError(f"'wmss.lam' must be in [0, 1], got {w.lam}")
-    for name in ("alpha", "beta", "gamma"):
-        if getattr(w, name) < 0:
-            raise ConfigError(f"'wmss.{name}' must be >= 0, got {getattr(w, name)}")
     if w.alpha == w.beta == w.gamma == 0:
         raise ConfigError("'wmss.alpha', 'wmss.beta' and 'wmss.gamma' are all zero: no sample could be drawn")
-    if w.sample_multiplier <= 0:
-        raise ConfigError(f"'wmss.sample_multiplier' must be > 0, got {w.sample_multiplier}")
-    if w.rounds < 1:
-        raise ConfigError(f"'wmss.rounds' must be >= 1, got {w.rounds}")
-    if w.weighting not in WEIGHTINGS and w.weighting not in DEPRECATED_WEIGHTINGS:
-        raise ConfigError(f"'wmss.weighting' must be one of {', '.join(WEIGHTINGS)}, got {w.weighting!r}")
-    w.weighting = resolve_weighting(w.weighting)
-    _choice("wmss.weak_control", w.weak_control, WEAK_CONTROLS)
-    for name in ("entropy_batch_size", "loss_chunk_size"):
-        if getattr(w, name) < 1:
-            raise ConfigError(f"'wmss.{name}' must be >= 1, got {getattr(w, name)}")
-    _choice("model.dtype", config.model.dtype, DTYPES)
-    _choice("data.format", config.data.format, DATA_FORMATS)
-    _choice("data.overlong", config.data.overlong, OVERLONG_POLICIES)
-    if config.data.max_length < 2:
-        raise ConfigError(f"'data.max_length' must be >= 2, got {config.data.max_length}")
-    if config.data.limit is not None and config.data.limit < 1:
-        raise ConfigError(f"'data.limit' must be >= 1 or null, got {config.data.limit}")
+    w.weighting = resolve_weighting(w.weighting, "wmss.weighting")
     for section in ("sft", "joint"):
         train: TrainConfig = getattr(config, section)
-        if train.learning_rate <= 0:
-            raise ConfigError(f"'{section}.learning_rate' must be > 0, got {train.learning_rate}")
-        for name in (
-            "per_device_train_batch_size",
-            "gradient_accumulation_steps",
-            "logging_steps",
-            "save_steps",
-        ):
-            if getattr(train, name) < 1:
-                raise ConfigError(f"'{section}.{name}' must be >= 1, got {getattr(train, name)}")
-        _choice(f"{section}.loss_tokens", train.loss_tokens, LOSS_TOKENS)
-        if train.max_nonfinite_steps < 0:
-            raise ConfigError(
-                f"'{section}.max_nonfinite_steps' must be >= 0, got {train.max_nonfinite_steps}"
-            )
         if train.max_steps < 1 and train.num_train_epochs <= 0:
             raise ConfigError(f"'{section}.num_train_epochs' must be > 0 (or set '{section}.max_steps')")
     _validate_compare(config.compare)
@@ -380,46 +349,15 @@ def validate(config: RunConfig) -> None:
 
 
 def _validate_compare(c: CompareConfig) -> None:
+    # Arm names and the reference are checked by `wmss compare` itself (wmss.compare.arms), before any work.
     if not c.arms:
         raise ConfigError("'compare.arms' is empty: name at least one method (e.g. [sft_continued, wmss])")
-    # Imported here: the arm registry builds on this module. Unknown arms first: a typo there is the error.
-    from wmss.compare.arms import arm_spec
-
-    for name in c.arms:
-        arm_spec(name)
-    # The report compares every row with the reference: an arm, a sweep point of a swept arm, or M0/M1.
-    rows = [*c.arms, *(["m0", "m1"] if c.evaluate_base_models else [])]
-    swept = c.sweeps and any(c.reference.startswith(f"{arm}[") for arm in c.sweep_arms)
-    if c.reference not in rows and not swept:
-        raise ConfigError(
-            f"'compare.reference' is {c.reference!r}, which is not among the arms compared "
-            f"({', '.join(rows)}); add it to 'compare.arms' (--arms) or choose one of them"
-        )
     if not c.seeds or len(set(c.seeds)) != len(c.seeds):
         raise ConfigError(f"'compare.seeds' must be a non-empty list of distinct integers, got {c.seeds}")
-    for name in ("eval_batch_size", "max_new_tokens", "n_resamples", "sampling_n"):
-        if getattr(c, name) < 1:
-            raise ConfigError(f"'compare.{name}' must be >= 1, got {getattr(c, name)}")
-    for name in (
-        "diagnostics_samples",
-        "neftune_alpha",
-        "undial_beta",
-        "label_smoothing",
-        "sampling_problems",
-    ):
-        if getattr(c, name) < 0:
-            raise ConfigError(f"'compare.{name}' must be >= 0, got {getattr(c, name)}")
-    if c.high_lr_factor <= 0:
-        raise ConfigError(f"'compare.high_lr_factor' must be > 0, got {c.high_lr_factor}")
-    if c.eval_limit is not None and c.eval_limit < 1:
-        raise ConfigError(f"'compare.eval_limit' must be >= 1 or null, got {c.eval_limit}")
+    for seed in c.seeds:  # each becomes the seed of a run's training stages
+        check_value("compare.seeds", seed, valid_range(TrainConfig, "seed"))
     if c.eval_file is not None and not Path(c.eval_file).expanduser().is_file():
         raise ConfigError(f"'compare.eval_file': file does not exist: {c.eval_file}")
-
-
-def _choice(key: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"'{key}' must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def require(config: RunConfig, *keys: str) -> None:

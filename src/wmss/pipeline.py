@@ -1,42 +1,236 @@
-"""Algorithm 1 end to end: SFT (M0 -> M1), then K rounds of entropy -> curriculum -> joint -> extract.
+"""Algorithm 1 as the stages of a run directory: `algorithm_1` is the paper's loop, `StageGraph` the one builder.
 
-Round t uses weak = M_{t-1} and strong = M_t and produces M_{t+1}. Every stage records its inputs, a fingerprint
-of the settings it depends on, its status and its outputs in `manifest.json`. Re-running the same command skips
+Round t uses weak = M_{t-1} and strong = M_t and produces M_{t+1}. `wmss run` builds its stages from
+`algorithm_1` (adding the continued-SFT baseline of each round); `wmss compare` builds Phase 1, the entropies,
+the curricula and every arm from the same `StageGraph` steps. Every stage records its inputs, a fingerprint of
+the settings it depends on, its status and its outputs in `manifest.json`. Re-running the same command skips
 finished stages, resumes an interrupted one from its last checkpoint, and re-runs a stage whose settings (or
 upstream results) changed, together with everything downstream of it.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from transformers import TrainerCallback
-from trl import SFTTrainer
+from trl import SFTConfig, SFTTrainer
 
-from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig, TrainConfig, require
 from wmss.data.cache import source_state
 from wmss.io import Inputs, check_not_input, ensure_directory
-from wmss.method.curriculum import FINGERPRINT_NAMES
+from wmss.method.settings import CurriculumSettings
+from wmss.method.trainer import WMSSConfig
 from wmss.models import check_model_path, load_tokenizer
 from wmss.phases.common import load_training_data
-from wmss.phases.curriculum import CURRICULUM_FILE, read_curriculum, run_curriculum
-from wmss.phases.entropy import run_entropy
+from wmss.phases.curriculum_file import CURRICULUM_FILE, read_curriculum, run_curriculum
+from wmss.phases.entropy_file import run_entropy
 from wmss.phases.extract import run_extract
 from wmss.phases.joint import active_dataset, final_dir, run_joint
 from wmss.phases.sft import run_sft
 from wmss.runlock import lock_run_directory
-from wmss.stages import MANIFEST, Manifest, Stage, depends_on, run_stages
-from wmss.training import check_training_settings, process_state
+from wmss.stages import MANIFEST, Manifest, Stage, StageRun, depends_on, run_stages
+from wmss.training import make_training_arguments, process_state
 
 logger = logging.getLogger(__name__)
 
 DATA_CACHE = "data_cache"  # tokenised training data, shared by the stages of a run
+
+# Training settings that change how a stage is logged or checkpointed, not what it computes.
+_BOOKKEEPING = ("logging_steps", "save_steps", "save_total_limit", "report_to")
+
+# Builds (trainer class, extra constructor arguments) when the stage runs, so models load only then.
+TrainerFactory = Callable[[], tuple[type[SFTTrainer], dict[str, Any]]]
+
+
+class Artifact(NamedTuple):
+    """What a stage writes (a model, an entropy file, a curriculum, a joint run), or an input (no stage)."""
+
+    path: Path
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Round:
+    """Round t of Algorithm 1: M_{t-1} (weak) and M_t (strong), their curriculum, and M_{t+1}."""
+
+    t: int
+    directory: Path
+    prefix: str  # of the round's stage names
+    weak: Artifact
+    strong: Artifact
+    curriculum: Artifact
+    joint: Artifact
+    model: Artifact  # M_{t+1}, the extracted strong branch
+
+
+class StageGraph:
+    """The stages of one run directory, each added by one step of Algorithm 1 (or of a baseline).
+
+    A step names the settings its result depends on: its settings object whole (curriculum, joint), its training
+    section (minus bookkeeping), the model and data settings, and the models it reads (relative inside the run,
+    so a moved run directory stays valid). `wmss run` and `wmss compare` both build through these steps.
+    """
+
+    def __init__(self, config: RunConfig, run_dir: Path) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.cache = run_dir / DATA_CACHE
+        self.stages: list[Stage] = []
+        # The data source's files (sizes, mtimes) are part of its identity: editing the file re-runs everything.
+        self.data = asdict(config.data) | {"source": source_state(config.data.train)}
+        self.model_settings = asdict(config.model) | {"base": None, "sft": None}
+
+    def add(self, stage: Stage) -> str:
+        """Append a stage once (a stage several seeds or arms share is named once) and return its name."""
+        if all(existing.name != stage.name for existing in self.stages):
+            self.stages.append(stage)
+        return stage.name
+
+    def ref(self, path: Path) -> str:
+        """A model path as recorded in settings: relative inside the run, so a moved run directory stays valid."""
+        return str(path.relative_to(self.run_dir)) if path.is_relative_to(self.run_dir) else str(path)
+
+    def base_model(self) -> Artifact:
+        """M0, given by the user."""
+        return Artifact(Path(str(self.config.model.base)))
+
+    def phase1(self, name: str, directory: Path, config: RunConfig | None = None) -> Artifact:
+        """M1: the given `model.sft`, or Phase 1 (SFT of M0) as a stage."""
+        if self.config.model.sft:
+            return Artifact(Path(self.config.model.sft))
+        return self.sft(name, directory, self.base_model(), config=config)
+
+    def sft(
+        self,
+        name: str,
+        directory: Path,
+        init: Artifact,
+        config: RunConfig | None = None,
+        section: str = "sft",
+        curriculum: Artifact | None = None,
+        extra: dict[str, Any] | None = None,
+        trainer: TrainerFactory | None = None,
+    ) -> Artifact:
+        """SFT of `init` on the data (or the curriculum's draws) with one section's settings -> directory/model."""
+        config = config or self.config
+        settings = {
+            "init": self.ref(init.path),
+            "model": self.model_settings,
+            "data": self.data,
+            "train": _train_settings(getattr(config, section)),
+            **(extra or {}),
+        }
+        drawn = curriculum.path if curriculum else None
+
+        def run(callbacks: Sequence[TrainerCallback]) -> Path:
+            return _run_sft_on(config, init.path, section, drawn, directory, callbacks, self.cache, trainer)
+
+        upstream = depends_on(init.stage, curriculum.stage if curriculum else None)
+        self.add(Stage(name, directory, settings, upstream, directory / "model", run))
+        return Artifact(directory / "model", name)
+
+    def entropy(self, name: str, model: Artifact, output: Path) -> Artifact:
+        """Per-sample completion entropy of one model (Eq. 3/8) -> output JSON."""
+        settings = {"data": self.data, "model": self.model_settings, "scored": self.ref(model.path)}
+
+        def run(_: Sequence[TrainerCallback]) -> Path:
+            return run_entropy(self.config, str(model.path), output, self.cache)
+
+        self.add(Stage(name, output, settings, depends_on(model.stage), output, run))
+        return Artifact(output, name)
+
+    def entropies(
+        self, prefix: str, directory: Path, weak: Artifact, strong: Artifact
+    ) -> tuple[Artifact, Artifact]:
+        """The entropy files of the weak and the strong model, side by side in `directory`."""
+        return (
+            self.entropy(prefix + "entropy_weak", weak, directory / "entropy_weak.json"),
+            self.entropy(prefix + "entropy_strong", strong, directory / "entropy_strong.json"),
+        )
+
+    def curriculum(
+        self, name: str, directory: Path, entropies: tuple[Artifact, Artifact], settings: CurriculumSettings
+    ) -> Artifact:
+        """Eq. 10 weights from the weak/strong entropy files and the drawn active set -> directory."""
+        weak, strong = entropies
+
+        def run(_: Sequence[TrainerCallback]) -> Path:
+            return run_curriculum(settings, weak.path, strong.path, directory)
+
+        upstream = depends_on(weak.stage, strong.stage)
+        stage = Stage(
+            name,
+            directory,
+            settings.fingerprint(),
+            upstream,
+            directory / CURRICULUM_FILE,
+            run,
+            all_processes=False,
+        )
+        self.add(stage)
+        return Artifact(directory, name)
+
+    def joint(
+        self,
+        name: str,
+        directory: Path,
+        weak: Artifact,
+        strong: Artifact,
+        curriculum: Artifact | None,
+        config: RunConfig | None = None,
+    ) -> Artifact:
+        """Phase 3: weak + strong trained on mixed logits over the curriculum's draws -> directory/final."""
+        config = config or self.config
+        settings = {
+            "train": _train_settings(config.joint),
+            "model": self.model_settings,
+            "weak": self.ref(weak.path),
+            "strong": self.ref(strong.path),
+            **config.wmss.joint.fingerprint(),
+        }
+        if curriculum is None:
+            settings["data"] = self.data  # without a curriculum the data is read directly
+        drawn = curriculum.path if curriculum else None
+
+        def run(callbacks: Sequence[TrainerCallback]) -> Path:
+            weak_path, strong_path = str(weak.path), str(strong.path)
+            return run_joint(config, weak_path, strong_path, directory, drawn, callbacks, self.cache)
+
+        upstream = depends_on(weak.stage, strong.stage, curriculum.stage if curriculum else None)
+        self.add(Stage(name, directory, settings, upstream, final_dir(directory), run))
+        return Artifact(directory, name)
+
+    def extract(self, name: str, joint: Artifact, branch: str, output: Path) -> Artifact:
+        """One branch of a joint stage as a plain HF checkpoint -> output."""
+
+        def run(_: Sequence[TrainerCallback]) -> Path:
+            return run_extract(joint.path, output, branch, self.config.model)
+
+        self.add(
+            Stage(name, output, {"branch": branch}, depends_on(joint.stage), output, run, all_processes=False)
+        )
+        return Artifact(output, name)
+
+
+def algorithm_1(graph: StageGraph) -> Iterator[Round]:
+    """Algorithm 1: Phase 1 (M0 -> M1), then for t = 1..K entropies -> weights -> draws -> joint -> extraction."""
+    config, run_dir = graph.config, graph.run_dir
+    weak, strong = graph.base_model(), graph.phase1("sft", run_dir / "sft")  # M0, M1
+    for t in range(1, config.wmss.rounds + 1):
+        directory, prefix = run_dir / f"round-{t}", f"round{t}."
+        entropies = graph.entropies(prefix, directory, weak, strong)  # Eq. 3/8: H under M_{t-1} and M_t
+        curriculum = graph.curriculum(  # Eq. 9-10: weights, then the active set drawn with replacement
+            prefix + "curriculum", directory / "curriculum", entropies, config.wmss.curriculum
+        )
+        joint = graph.joint(prefix + "joint", directory / "joint", weak, strong, curriculum)  # Eq. 11-12
+        model = graph.extract(prefix + "extract", joint, "strong", directory / "model")  # M_{t+1}
+        yield Round(t, directory, prefix, weak, strong, curriculum, joint, model)
+        weak, strong = strong, model
 
 
 @dataclass
@@ -56,150 +250,32 @@ class RunResult:
         return self.round_models[-1]
 
 
-# Training settings that change how a stage is logged or checkpointed, not what it computes.
-_BOOKKEEPING = ("logging_steps", "save_steps", "save_total_limit", "report_to")
+def build_stages(config: RunConfig, run_dir: Path) -> tuple[list[Stage], RunResult]:
+    """The stages of `wmss run`: Algorithm 1, plus each round's extracted weak branch and continued-SFT baseline."""
+    graph = StageGraph(config, run_dir)
+    result = RunResult(run_dir, sft_model=Path())
+    baseline: Artifact | None = None
+    for r in algorithm_1(graph):
+        if r.t == 1:
+            result.sft_model = r.strong.path  # M1
+        result.round_models.append(r.model.path)
+        if config.pipeline.extract_weak:
+            graph.extract(r.prefix + "extract_weak", r.joint, "weak", r.directory / "weak_model")
+        if config.pipeline.sft_baseline:
+            # Same active set and training settings as the joint stage: identical optimizer steps and tokens.
+            baseline = graph.sft(
+                r.prefix + "sft_continued",
+                r.directory / "sft_continued",
+                baseline or r.strong,
+                section="joint",
+                curriculum=r.curriculum,
+            )
+            result.sft_continued_model = baseline.path
+    return graph.stages, result
 
 
 def _train_settings(train: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(train).items() if k not in _BOOKKEEPING}
-
-
-def _model_settings(config: RunConfig) -> dict[str, Any]:
-    return asdict(config.model) | {"base": None, "sft": None}
-
-
-# Builds (trainer class, extra constructor arguments) when the stage runs, so models load only then.
-TrainerFactory = Callable[[], tuple[type[SFTTrainer], dict[str, Any]]]
-
-# The method's settings a joint stage's result depends on (the curriculum's are upstream of it).
-_JOINT_KEYS = ("lam", "weak_trainable", "weak_control")
-
-
-class Steps:
-    """Builds the stages of a run directory: one method per step of Algorithm 1 (and per baseline)."""
-
-    def __init__(self, config: RunConfig, run_dir: Path) -> None:
-        self.config = config
-        self.run_dir = run_dir
-        self.cache = run_dir / DATA_CACHE
-        # The data source's files (sizes, mtimes) are part of its identity: editing the file re-runs everything.
-        self.data = asdict(config.data) | {"source": source_state(config.data.train)}
-        self.model_settings = _model_settings(config)
-
-    def ref(self, path: Path) -> str:
-        """A model path as recorded in settings: relative inside the run, so a moved run directory stays valid."""
-        return str(path.relative_to(self.run_dir)) if path.is_relative_to(self.run_dir) else str(path)
-
-    def sft(
-        self,
-        name: str,
-        directory: Path,
-        init: Path,
-        init_stage: str | None,
-        config: RunConfig | None = None,
-        section: str = "sft",
-        curriculum: tuple[Path, str] | None = None,
-        extra: dict[str, Any] | None = None,
-        trainer: TrainerFactory | None = None,
-    ) -> Stage:
-        """SFT of `init` on the data (or the curriculum's draws) with one section's settings -> directory/model."""
-        config = config or self.config
-        cur_dir, cur_stage = curriculum if curriculum else (None, None)
-        settings = {
-            "init": self.ref(init),
-            "model": self.model_settings,
-            "data": self.data,
-            "train": _train_settings(getattr(config, section)),
-            **(extra or {}),
-        }
-        return Stage(
-            name,
-            directory,
-            settings,
-            depends_on(init_stage, cur_stage),
-            directory / "model",
-            lambda cb: _run_sft_on(config, init, section, cur_dir, directory, cb, self.cache, trainer),
-        )
-
-    def entropy(self, name: str, model: Path, model_stage: str | None, output: Path) -> Stage:
-        """Per-sample completion entropy of one model (Eq. 3/8) -> output JSON."""
-        return Stage(
-            name,
-            output,
-            {"data": self.data, "model": self.model_settings, "scored": self.ref(model)},
-            depends_on(model_stage),
-            output,
-            lambda cb: run_entropy(self.config, str(model), output, self.cache),
-        )
-
-    def curriculum(
-        self,
-        name: str,
-        directory: Path,
-        entropies: tuple[Path, Path],
-        upstream: list[str],
-        config: RunConfig,
-    ) -> Stage:
-        """Eq. 10 weights from the weak/strong entropy files and the drawn active set -> directory."""
-        w = config.wmss
-        settings = {
-            k: getattr(w, k) for k in ("alpha", "beta", "gamma", "sample_multiplier", "weighting", "seed")
-        }
-        settings["weighting"] = FINGERPRINT_NAMES.get(w.weighting, w.weighting)
-        return Stage(
-            name,
-            directory,
-            settings,
-            upstream,
-            directory / CURRICULUM_FILE,
-            lambda cb: run_curriculum(config, entropies[0], entropies[1], directory),
-            all_processes=False,
-        )
-
-    def joint(
-        self,
-        name: str,
-        directory: Path,
-        weak: tuple[Path, str | None],
-        strong: tuple[Path, str | None],
-        curriculum: tuple[Path, str] | None,
-        config: RunConfig | None = None,
-    ) -> Stage:
-        """Phase 3: weak + strong trained on mixed logits over the curriculum's draws -> directory/final."""
-        config = config or self.config
-        cur_dir, cur_stage = curriculum if curriculum else (None, None)
-        w = asdict(config.wmss)
-        settings = {
-            "train": _train_settings(config.joint),
-            "model": self.model_settings,
-            "weak": self.ref(weak[0]),
-            "strong": self.ref(strong[0]),
-            **{key: w[key] for key in _JOINT_KEYS},
-        }
-        if cur_dir is None:
-            settings["data"] = self.data  # without a curriculum the data is read directly
-        return Stage(
-            name,
-            directory,
-            settings,
-            depends_on(weak[1], strong[1], cur_stage),
-            final_dir(directory),
-            lambda cb: run_joint(
-                config, str(weak[0]), str(strong[0]), directory, cur_dir, callbacks=cb, data_cache=self.cache
-            ),
-        )
-
-    def extract(self, name: str, joint_dir: Path, joint_stage: str, branch: str, output: Path) -> Stage:
-        """One branch of a joint stage as a plain HF checkpoint -> output."""
-        return Stage(
-            name,
-            output,
-            {"branch": branch},
-            [joint_stage],
-            output,
-            lambda cb: run_extract(joint_dir, output, branch, self.config.model),
-            all_processes=False,
-        )
 
 
 def _run_sft_on(
@@ -230,59 +306,6 @@ def _run_sft_on(
     )
 
 
-def build_stages(config: RunConfig, run_dir: Path) -> tuple[list[Stage], dict[str, Path]]:
-    """The stage graph of Algorithm 1 for this config, and the model path each stage produces."""
-    steps = Steps(config, run_dir)
-    stages: list[Stage] = []
-    models: dict[str, Path] = {}
-    if config.model.sft:
-        m1, m1_stage = Path(config.model.sft), None
-    else:
-        m1, m1_stage = run_dir / "sft" / "model", "sft"
-        stages.append(steps.sft("sft", run_dir / "sft", Path(str(config.model.base)), None))
-    models["sft"] = m1
-    weak, strong, baseline = (Path(str(config.model.base)), None), (m1, m1_stage), (m1, m1_stage)
-    for t in range(1, config.wmss.rounds + 1):
-        rd, prefix = run_dir / f"round-{t}", f"round{t}."
-        entropies = (rd / "entropy_weak.json", rd / "entropy_strong.json")
-        curriculum = (rd / "curriculum", prefix + "curriculum")
-        stages += [
-            steps.entropy(prefix + "entropy_weak", weak[0], weak[1], entropies[0]),
-            steps.entropy(prefix + "entropy_strong", strong[0], strong[1], entropies[1]),
-            steps.curriculum(
-                curriculum[1],
-                curriculum[0],
-                entropies,
-                [prefix + "entropy_weak", prefix + "entropy_strong"],
-                config,
-            ),
-            steps.joint(prefix + "joint", rd / "joint", weak, strong, curriculum),
-            steps.extract(prefix + "extract", rd / "joint", prefix + "joint", "strong", rd / "model"),
-        ]
-        if config.pipeline.extract_weak:
-            stages.append(
-                steps.extract(
-                    prefix + "extract_weak", rd / "joint", prefix + "joint", "weak", rd / "weak_model"
-                )
-            )
-        if config.pipeline.sft_baseline:
-            # Same active set and training settings as the joint stage: identical optimizer steps and tokens.
-            stages.append(
-                steps.sft(
-                    prefix + "sft_continued",
-                    rd / "sft_continued",
-                    *baseline,
-                    section="joint",
-                    curriculum=curriculum,
-                )
-            )
-            baseline = (rd / "sft_continued" / "model", prefix + "sft_continued")
-            models[prefix + "sft_continued"] = baseline[0]
-        models[prefix + "model"] = rd / "model"
-        weak, strong = strong, (rd / "model", prefix + "extract")
-    return stages, models
-
-
 def run_inputs(config: RunConfig) -> Inputs:
     """What a run reads (by config key): a run directory may hold them, but no stage may write over them."""
     c, m = config.compare, config.model
@@ -295,17 +318,34 @@ def run_inputs(config: RunConfig) -> Inputs:
 
 
 def check_run(config: RunConfig) -> None:
-    """What can be checked before a run's first stage: its models load and its training settings are valid."""
+    """What can be checked before a run's first stage: its inputs are given, its models load, its training
+    settings are valid."""
+    require(config, "model.base", "data.train")
     for model in (config.model.base, config.model.sft):
         if model:
             check_model_path(model)
-    check_training_settings(config)
+    # Both training stages' arguments, built up front: a bad setting (an unknown `extra` key, say) stops the run
+    # before its first stage rather than when the stage that reads it starts.
+    scratch = Path(tempfile.gettempdir()) / "wmss-settings-check"  # never created: arguments only name it
+    for section, args_class in (("sft", SFTConfig), ("joint", WMSSConfig)):
+        make_training_arguments(config, section, scratch, args_class=args_class)
 
 
-def check_stage_outputs(stages: Sequence[Stage], inputs: Inputs) -> None:
-    """Refuse a run whose stage directories (each removed whole when its settings change) hold an input."""
-    for stage in stages:
-        check_not_input(stage.directory, inputs, replaces=True)
+def execute(
+    config: RunConfig,
+    run_dir: Path,
+    stages: Sequence[Stage],
+    callbacks: Mapping[str, Sequence[TrainerCallback]] | None = None,
+    rerun: Collection[str] = (),
+    on_stage: Callable[[int, Stage], None] | None = None,
+) -> tuple[StageRun, Manifest]:
+    """Run (or resume) the stages of a locked run directory, after refusing any that would write over an input."""
+    for stage in stages:  # a stage directory is removed whole when its settings change
+        check_not_input(stage.directory, run_inputs(config), replaces=True)
+    if process_state().is_main_process:
+        config.save(run_dir / "config.yaml")
+    manifest = Manifest(run_dir / MANIFEST)
+    return run_stages(stages, manifest, callbacks, on_stage=on_stage, rerun=rerun), manifest
 
 
 def run_pipeline(
@@ -315,22 +355,12 @@ def run_pipeline(
     rerun: Collection[str] = (),
 ) -> RunResult:
     """Execute (or resume) Algorithm 1 in `run_dir` (default `pipeline.output_dir`)."""
-    require(config, "model.base", "data.train")
     check_run(config)
     run_dir = ensure_directory(run_dir or config.pipeline.output_dir, run_inputs(config))
     with lock_run_directory(run_dir):
-        stages, models = build_stages(config, run_dir)
-        check_stage_outputs(stages, run_inputs(config))
-        if process_state().is_main_process:
-            config.save(run_dir / "config.yaml")
-        manifest = Manifest(run_dir / MANIFEST)
-        outcome = run_stages(stages, manifest, callbacks, rerun=rerun)
-        result = RunResult(
-            run_dir=run_dir, sft_model=models["sft"], executed=outcome.executed, skipped=outcome.skipped
-        )
-        result.round_models = [models[f"round{t}.model"] for t in range(1, config.wmss.rounds + 1)]
-        if config.pipeline.sft_baseline:
-            result.sft_continued_model = models[f"round{config.wmss.rounds}.sft_continued"]
+        stages, result = build_stages(config, run_dir)
+        outcome, manifest = execute(config, run_dir, stages, callbacks, rerun)
+        result.executed, result.skipped = outcome.executed, outcome.skipped
         manifest.data["result"] = {
             "final_model": str(result.final_model),
             "sft_model": str(result.sft_model),
@@ -338,45 +368,3 @@ def run_pipeline(
         }
         manifest.save()
     return result
-
-
-SHORTCUTS = {
-    "model": "model.base",
-    "sft_model": "model.sft",
-    "data": "data.train",
-    "output": "pipeline.output_dir",
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `wmss run`."""
-    add_config_arguments(parser)
-    parser.add_argument("--model", help="base model M0: local directory or hub id (model.base)")
-    parser.add_argument(
-        "--sft-model", help="an existing M1 to start from instead of running Phase 1 (model.sft)"
-    )
-    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
-    parser.add_argument("--output", help="run directory (pipeline.output_dir)")
-    add_rerun_argument(parser)
-
-
-def add_rerun_argument(parser: argparse.ArgumentParser) -> None:
-    """`--rerun STAGE` (repeatable), shared by `wmss run` and `wmss compare`."""
-    parser.add_argument(
-        "--rerun",
-        metavar="STAGE",
-        action="append",
-        default=[],
-        help="run this finished stage again from scratch (e.g. round1.entropy_weak), and every later stage its "
-        "new result changes; repeatable",
-    )
-
-
-def run_cli(args: argparse.Namespace) -> None:
-    """Run `wmss run`."""
-    config = config_from_args(args, SHORTCUTS)
-    result = run_pipeline(config, rerun=args.rerun)
-    print(f"run directory: {result.run_dir} (manifest: {result.run_dir / MANIFEST})")
-    print(f"final WMSS model: {result.final_model}")
-    if result.sft_continued_model:
-        print(f"continued-SFT baseline: {result.sft_continued_model}")

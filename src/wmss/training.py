@@ -7,8 +7,8 @@ import errno
 import json
 import logging
 import math
-import tempfile
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -64,17 +64,16 @@ def process_state() -> PartialState:
     return PartialState(cpu=not has_accelerator(), timeout=DISTRIBUTED_TIMEOUT)
 
 
-def check_master_weights(config: RunConfig, section: str) -> None:
-    """Refuse to train bf16/fp16 weights with a plain optimizer unless `model.low_precision_training` opts in."""
-    dtype = config.model.dtype
-    if dtype not in LOW_PRECISION_DTYPES or config.model.low_precision_training:
+def check_master_weights(
+    dtypes: Iterable[Any], learning_rate: float, allowed: bool, where: str, fix: str
+) -> None:
+    """Refuse to let a plain optimizer update bf16/fp16 weights in place (the one guard), unless `allowed`."""
+    low = sorted({str(d) for d in dtypes if str(d).removeprefix("torch.") in LOW_PRECISION_DTYPES})
+    if not low or allowed:
         return
     raise ConfigError(
-        f"'model.dtype' is {dtype}, so the '{section}' stage would update {dtype} weights in place: at lr "
-        f"{getattr(config, section).learning_rate:g} most updates round away and training silently does little. "
-        f"Set 'model.dtype: auto' (or float32) and '{section}.bf16: true' to train float32 master weights under "
-        "bf16 autocast, or set 'model.low_precision_training: true' if your engine keeps float32 master "
-        "weights itself (DeepSpeed ZeRO with bf16)"
+        f"{where} would update {', '.join(low)} weights in place: at lr {learning_rate:g} most updates round "
+        f"away and training silently does little. {fix}"
     )
 
 
@@ -82,8 +81,16 @@ def make_training_arguments(
     config: RunConfig, section: str, output_dir: Path, args_class: type = TrainingArguments, **overrides: Any
 ) -> TrainingArguments:
     """Build `TrainingArguments` (or a subclass such as TRL's `SFTConfig`) from one config section."""
-    check_master_weights(config, section)
     train: TrainConfig = getattr(config, section)
+    check_master_weights(
+        [config.model.dtype],
+        train.learning_rate,
+        allowed=config.model.low_precision_training,
+        where=f"'model.dtype' is {config.model.dtype}, so the '{section}' stage",
+        fix=f"Set 'model.dtype: auto' (or float32) and '{section}.bf16: true' to train float32 master weights "
+        "under bf16 autocast, or set 'model.low_precision_training: true' if your engine keeps float32 master "
+        "weights itself (DeepSpeed ZeRO with bf16)",
+    )
     try:
         return args_class(**{**training_kwargs(train, output_dir), **overrides})
     except (TypeError, ValueError) as exc:
@@ -100,19 +107,6 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
     complete = [p for p in output_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     complete = [p for p in complete if p.name.removeprefix("checkpoint-").isdigit()]
     return max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")), default=None)
-
-
-def check_training_settings(config: RunConfig) -> None:
-    """Build both training stages' arguments up front, so a bad setting (an unknown `extra` key, say) stops a
-    run before its first stage rather than when the stage that reads it starts."""
-    # Imported here: TRL and the trainer pull in the whole training stack, which a config does not need.
-    from trl import SFTConfig
-
-    from wmss.method.trainer import WMSSConfig
-
-    scratch = Path(tempfile.gettempdir()) / "wmss-settings-check"  # never created: arguments only name it
-    for section, args_class in (("sft", SFTConfig), ("joint", WMSSConfig)):
-        make_training_arguments(config, section, scratch, args_class=args_class)
 
 
 def resume_checkpoint(output_dir: Path) -> str | None:

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 
 from tests.conftest import tiny_qwen3_config
 from tests.fakes import FakeBackend
-from wmss import plots
+from wmss.compare import plots
 from wmss.errors import ConfigError, WMSSError
 from wmss.eval.backends import SAMPLING_TEMPERATURE, SAMPLING_TOP_P, Generation, HFBackend, encode_prompt
 from wmss.eval.code import pass_at_k

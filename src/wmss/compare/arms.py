@@ -1,9 +1,10 @@
 """The methods ("arms") `wmss compare` trains from the same M0, M1, data, curriculum and seed.
 
 Each arm is one named recipe: which model it starts from, which data it trains on (the curriculum's draws or the
-plain data set), which trainer (SFT, the WMSS joint module, UNDIAL), and how its settings differ from the joint
-stage's. Budgets follow the paper: every continued arm gets the joint stage's epochs and schedule; `sft_total`
-gets Phase 1 + Phase 3 epochs from M0 (Table 1: "a total of 2 epochs" for every method).
+plain data set), how it trains (its `Method` builds its stages: SFT, the WMSS joint stage and its extraction, or
+UNDIAL), and how its settings differ from the joint stage's. Budgets follow the paper: every continued arm gets
+the joint stage's epochs and schedule; `sft_total` gets Phase 1 + Phase 3 epochs from M0 (Table 1: "a total of
+2 epochs" for every method).
 """
 
 from __future__ import annotations
@@ -14,20 +15,95 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wmss.config import RunConfig, TrainConfig, with_values
+from wmss.compare.undial import UndialTrainer
+from wmss.config import CompareConfig, RunConfig, TrainConfig, with_values
 from wmss.errors import ConfigError
+from wmss.models import load_causal_lm
+from wmss.pipeline import Artifact, StageGraph
 
 WEAK_PREFIX = "weak="  # arm `weak=<path>`: WMSS with another weak model (e.g. an intermediate checkpoint)
+M0, M1 = "m0", "m1"  # evaluation rows of the base model and the Phase 1 model, and where an arm starts
+
+
+@dataclass(frozen=True)
+class ArmStart:
+    """Where one arm of one seed builds its stages, and what it trains from."""
+
+    graph: StageGraph
+    stage: str  # the arm's stage name
+    directory: Path  # the arm's directory in the run
+    m0: Artifact
+    m1: Artifact
+    curriculum: Artifact | None  # the curriculum's draws, or None for an arm on the plain data
+
+
+@dataclass(frozen=True)
+class ArmStages:
+    """What an arm's stages produce: the model that is evaluated, and where its training stage logs."""
+
+    model: Artifact
+    trained_in: Path  # the training stage's directory (summary.json, metrics.jsonl)
+    training: list[str]  # the arm's training stages
+    joint: Artifact | None = None  # a joint arm's joint stage, whose branches can be evaluated apart
+
+
+@dataclass(frozen=True)
+class Method:
+    """How an arm trains: its name (recorded in stage settings and the report) and how it builds its stages."""
+
+    name: str
+    build: Callable[[Arm, ArmStart], ArmStages]
+
+
+def _sft_stages(
+    arm: Arm, at: ArmStart, trainer: Any = None, extra: dict[str, Any] | None = None
+) -> ArmStages:
+    init = at.m0 if arm.spec.init == M0 else at.m1
+    model = at.graph.sft(
+        at.stage,
+        at.directory,
+        init,
+        config=arm.config,
+        section=arm.train_section,
+        curriculum=at.curriculum,
+        extra={"arm": arm.name, "method": arm.spec.method.name, **(extra or {})},
+        trainer=trainer,
+    )
+    return ArmStages(model, at.directory, [at.stage])
+
+
+def _undial_stages(arm: Arm, at: ArmStart) -> ArmStages:
+    c, init = arm.config.compare, at.m0 if arm.spec.init == M0 else at.m1
+
+    def trainer() -> tuple[type, dict[str, Any]]:
+        # The teacher is a frozen copy of the model UNDIAL starts from.
+        teacher = load_causal_lm(str(init.path), arm.config.model)
+        return UndialTrainer, {"teacher": teacher, "beta": c.undial_beta, "noise": c.undial_noise}
+
+    return _sft_stages(arm, at, trainer, {"beta": c.undial_beta, "noise": c.undial_noise})
+
+
+def _joint_stages(arm: Arm, at: ArmStart) -> ArmStages:
+    # The same two steps as a round of Algorithm 1: joint training, then the strong branch extracted.
+    weak = Artifact(Path(arm.weak)) if arm.weak else at.m0
+    joint = at.graph.joint(at.stage, at.directory / "joint", weak, at.m1, at.curriculum, arm.config)
+    model = at.graph.extract(at.stage + ".extract", joint, "strong", at.directory / "model")
+    return ArmStages(model, joint.path, [at.stage, model.stage], joint)
+
+
+SFT = Method("sft", _sft_stages)  # plain SFT (TRL's SFTTrainer) with the arm's settings
+JOINT = Method("joint", _joint_stages)  # WMSS joint training (WMSSTrainer), then extraction
+UNDIAL = Method("undial", _undial_stages)  # self-distillation towards a frozen copy of the start model
 
 
 @dataclass(frozen=True)
 class ArmSpec:
-    """One method: where it starts, what it trains on, with which trainer and settings."""
+    """One method: where it starts, what it trains on, how (its stages) and with which settings."""
 
     summary: str  # one line for the README and the report
     source: str  # where the arm comes from (paper table or reviewer control)
-    method: str  # sft | joint | undial
-    init: str = "m1"  # m0 | m1: the model the trained branch starts from
+    method: Method
+    init: str = M1  # m0 | m1: the model the trained branch starts from
     data: str = "curriculum"  # curriculum (the active set Phase 2 drew) | plain (every record once per epoch)
     # Model forward and backward passes per optimizer step, in units of one model over one batch.
     passes: tuple[int, int] = (1, 1)
@@ -55,40 +131,40 @@ ARMS: dict[str, ArmSpec] = {
     "sft_continued": ArmSpec(
         "M1 + plain SFT on the curriculum's draws, the joint stage's exact steps and tokens",
         "paper Table 1 (SFT); the pipeline's baseline",
-        "sft",
+        SFT,
     ),
     "sft_continued_plain": ArmSpec(
         "M1 + plain SFT on the plain data (no curriculum), the joint stage's epochs",
         "ablation (curriculum off)",
-        "sft",
+        SFT,
         data="plain",
     ),
     "sft_total": ArmSpec(
         "one SFT run from M0 for Phase 1 + Phase 3 epochs",
         'paper Table 1: "a total of 2 epochs" for every method',
-        "sft",
-        init="m0",
+        SFT,
+        init=M0,
         data="plain",
         derive=_total_budget,
     ),
     "wmss": ArmSpec(
         "curriculum + joint training with the weak model co-trained (the method)",
         "paper Algorithm 1",
-        "joint",
+        JOINT,
         passes=(2, 2),
         derive=lambda config: {"wmss.weak_trainable": True, "wmss.weak_control": "none"},
     ),
     "wmss_frozen": ArmSpec(
         "curriculum + joint training with the weak model frozen",
         "paper Section 3 (weak model fixed) / reviewer control",
-        "joint",
+        JOINT,
         passes=(2, 1),
         derive=lambda config: {"wmss.weak_trainable": False, "wmss.weak_control": "none"},
     ),
     "joint_plain": ArmSpec(
         "joint training on the plain data (no curriculum)",
         'paper Table 3: "+JTWS without CEDA"',
-        "joint",
+        JOINT,
         data="plain",
         passes=(2, 2),
         derive=lambda config: {"wmss.weak_control": "none"},
@@ -96,19 +172,19 @@ ARMS: dict[str, ArmSpec] = {
     "neftune": ArmSpec(
         "continued SFT with NEFTune embedding noise (alpha = compare.neftune_alpha, paper 5)",
         "paper Table 1 (NEFTune)",
-        "sft",
+        SFT,
         derive=lambda config: {"joint.neftune_noise_alpha": config.compare.neftune_alpha},
     ),
     "undial": ArmSpec(
         "self-distillation towards a frozen copy of M1 with the target logit lowered by beta (Dong et al. 2024)",
         "paper Table 1 (UNDIAL)",
-        "undial",
+        UNDIAL,
         passes=(2, 1),
     ),
     "label_smoothing": ArmSpec(
         "continued SFT with label smoothing (compare.label_smoothing, default 0.1)",
         "reviewer control (another way to keep non-target gradients alive)",
-        "sft",
+        SFT,
         derive=lambda config: {
             "joint.extra": {**config.joint.extra, "label_smoothing_factor": config.compare.label_smoothing}
         },
@@ -116,13 +192,13 @@ ARMS: dict[str, ArmSpec] = {
     "sft_matched_compute": ArmSpec(
         "continued SFT with as many forward+backward passes as co-trained joint training (2x its steps)",
         "reviewer control (matched compute)",
-        "sft",
+        SFT,
         derive=lambda config: _scaled_budget(config.joint, "joint", 2.0),
     ),
     "sft_high_lr": ArmSpec(
         "continued SFT at compare.high_lr_factor x the joint learning rate",
         "reviewer control (is WMSS a larger effective step?)",
-        "sft",
+        SFT,
         derive=lambda config: {
             "joint.learning_rate": config.joint.learning_rate * config.compare.high_lr_factor
         },
@@ -130,13 +206,13 @@ ARMS: dict[str, ArmSpec] = {
     "control_uniform": ArmSpec(
         "joint training with constant weak logits: softmax(lam * z_strong), i.e. SFT at temperature 1/lam",
         "reviewer control (structure-free weak logits)",
-        "joint",
+        JOINT,
         derive=lambda config: {"wmss.weak_control": "uniform"},
     ),
     "control_shuffled": ArmSpec(
         "joint training with the weak model's logits permuted over the vocabulary per position",
         "reviewer control (same entropy, no structure)",
-        "joint",
+        JOINT,
         passes=(2, 2),
         derive=lambda config: {"wmss.weak_control": "shuffled"},
     ),
@@ -156,17 +232,30 @@ class Arm:
     @property
     def train_section(self) -> str:
         """The config section whose training settings the arm uses."""
-        return "sft" if self.spec.init == "m0" else "joint"
+        return "sft" if self.spec.init == M0 else "joint"
 
 
 def _weak_arm(path: str) -> ArmSpec:
     return ArmSpec(
         f"WMSS with weak model {path} instead of M0",
         "paper Section 5 (choice of the weak model)",
-        "joint",
+        JOINT,
         passes=(2, 2),
         derive=lambda config: {"wmss.weak_control": "none"},
     )
+
+
+def check_arms(c: CompareConfig) -> None:
+    """Refuse unknown arms, then a reference that is not compared (the report compares every row with it)."""
+    for name in c.arms:  # unknown arms first: a typo there is the error
+        arm_spec(name)
+    rows = [*c.arms, *([M0, M1] if c.evaluate_base_models else [])]
+    swept = c.sweeps and any(c.reference.startswith(f"{arm}[") for arm in c.sweep_arms)
+    if c.reference not in rows and not swept:
+        raise ConfigError(
+            f"'compare.reference' is {c.reference!r}, which is not among the arms compared "
+            f"({', '.join(rows)}); add it to 'compare.arms' (--arms) or choose one of them"
+        )
 
 
 def arm_spec(name: str) -> ArmSpec:

@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from wmss.compare.plan import M0, M1, SeedPlan
+from wmss.compare.arms import M0, M1
+from wmss.compare.diagnostics import model_mixing_stats
+from wmss.compare.plan import SeedPlan
+from wmss.compare.regime import continued_probe, group_labels, regime_section, sample_level
 from wmss.config import RunConfig
-from wmss.diagnostics import model_mixing_stats
 from wmss.io import atomic_write_json, read_json
 from wmss.models import load_tokenizer
 from wmss.phases.common import load_training_data
-from wmss.phases.entropy import read_entropy_file
-from wmss.regime import continued_probe, group_labels, regime_section, sample_level
+from wmss.phases.entropy_file import read_entropy_file
 from wmss.stages import Stage
 
 PROBE_ARM = "sft_continued_plain"

@@ -7,20 +7,20 @@ from pathlib import Path
 
 from wmss.compare.arms import Arm
 from wmss.config import RunConfig
+from wmss.pipeline import Artifact
 from wmss.stages import Stage
-
-M0, M1 = "m0", "m1"  # evaluation rows of the base model and the Phase 1 model
 
 
 @dataclass
 class SeedPlan:
-    """What one seed trains and evaluates: model paths per evaluated row, and each arm's training stages."""
+    """What one seed trains and evaluates: the model of every evaluated row, and each arm's training stages."""
 
     seed: int
     config: RunConfig
-    models: dict[str, tuple[Path, str | None]] = field(default_factory=dict)  # row -> (model dir, its stage)
+    models: dict[str, Artifact] = field(default_factory=dict)  # row -> (model dir, its stage)
     arms: dict[str, Arm] = field(default_factory=dict)
     arm_stages: dict[str, list[str]] = field(default_factory=dict)  # arm -> training stage names
+    trained_in: dict[str, Path] = field(default_factory=dict)  # arm -> its training stage's directory
     curricula: dict[str, Path] = field(default_factory=dict)  # curriculum stage -> directory
     entropies: tuple[Path, Path] | None = None
 
@@ -38,9 +38,3 @@ class ComparePlan:
     sampling: dict[str, list[Path]] = field(default_factory=dict)  # row -> sampled metrics, one file per seed
     branches: dict[str, list[Path]] = field(default_factory=dict)  # joint arm -> branch results per seed
     arm_order: list[str] = field(default_factory=list)
-
-    def add(self, stage: Stage) -> str:
-        """Append a stage once (stages shared by seeds are named once) and return its name."""
-        if all(existing.name != stage.name for existing in self.stages):
-            self.stages.append(stage)
-        return stage.name

@@ -13,26 +13,26 @@ from typing import Any
 
 import numpy as np
 
-from wmss import plots
-from wmss.compare.arms import stage_slug
+from wmss.compare import plots
+from wmss.compare.arms import M0, M1, stage_slug
 from wmss.compare.branches import branches_markdown, branches_report
 from wmss.compare.evaluation import load_eval_records, read_outcomes
 from wmss.compare.gates import premises_report
-from wmss.compare.plan import M0, M1, ComparePlan, SeedPlan
+from wmss.compare.plan import ComparePlan, SeedPlan
+from wmss.compare.regime import regime_markdown
 from wmss.compare.sampled import sampling_markdown, sampling_report
-from wmss.config import RunConfig
-from wmss.io import atomic_write_json, atomic_write_text, read_json
-from wmss.phases.curriculum import read_curriculum
-from wmss.phases.entropy import read_entropy_file
-from wmss.regime import regime_markdown
-from wmss.stages import MANIFEST
-from wmss.stats import (
+from wmss.compare.stats import (
     compare_arms,
     describe_difference,
     effective_sample_size,
     paired_bootstrap,
     weight_entropy,
 )
+from wmss.config import RunConfig
+from wmss.io import atomic_write_json, atomic_write_text, read_json
+from wmss.phases.curriculum_file import read_curriculum
+from wmss.phases.entropy_file import read_entropy_file
+from wmss.stages import MANIFEST
 from wmss.training import read_metrics
 
 logger = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ def _outcomes(plan: ComparePlan, records: dict[str, list]) -> dict[str, dict[str
 
 def _budget(seed_plan: SeedPlan, arm: str) -> dict[str, Any]:
     spec = seed_plan.arms[arm].spec
-    first = seed_plan.models[arm][0].parent
-    summary_path = first / ("joint" if spec.method == "joint" else "") / "summary.json"
-    summary = read_json(summary_path)
+    summary = read_json(seed_plan.trained_in[arm] / "summary.json")
     steps = int(summary["optimizer_steps"])
     return {
         "optimizer_steps": steps,
@@ -80,11 +78,8 @@ def _budget(seed_plan: SeedPlan, arm: str) -> dict[str, Any]:
 
 
 def _loss_curve(seed_plan: SeedPlan, arm: str) -> list[tuple[int, float]]:
-    spec = seed_plan.arms[arm].spec
-    stage_dir = seed_plan.models[arm][0].parent / ("joint" if spec.method == "joint" else "")
-    return [
-        (int(r["step"]), float(r["loss"])) for r in read_metrics(stage_dir / "metrics.jsonl") if "loss" in r
-    ]
+    metrics = read_metrics(seed_plan.trained_in[arm] / "metrics.jsonl")
+    return [(int(r["step"]), float(r["loss"])) for r in metrics if "loss" in r]
 
 
 def _curriculum(seed_plan: SeedPlan) -> dict[str, Any]:
@@ -248,7 +243,7 @@ def _describe_arm(plan: ComparePlan, arm: str) -> dict[str, Any]:
     return {
         "summary": spec.summary,
         "source": spec.source,
-        "method": spec.method,
+        "method": spec.method.name,
         "init": spec.init,
         "data": spec.data,
     }

@@ -18,6 +18,7 @@ import numpy as np
 
 from wmss import defaults
 from wmss.compare.evaluation import sampling_subset
+from wmss.compare.stats import paired_bootstrap
 from wmss.config import RunConfig
 from wmss.eval.code import pass_at_k
 from wmss.eval.records import BenchmarkRecord
@@ -26,7 +27,6 @@ from wmss.io import atomic_write_json, read_json
 from wmss.models import load_tokenizer
 from wmss.prompts import resolve_system_prompt
 from wmss.stages import Stage
-from wmss.stats import paired_bootstrap
 
 SUMMARY_KEYS = ("mean_accuracy", "distinct_answers", "truncation_rate", "mean_token_entropy")
 

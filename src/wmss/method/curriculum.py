@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from numpy.typing import ArrayLike
 
 from wmss import defaults
 from wmss.errors import ConfigError
+from wmss.method.settings import CurriculumSettings
 
 # Entropies come from float32 reductions; slightly negative values are rounding noise, not bad data.
 _NEGATIVE_TOLERANCE = 1e-6
@@ -136,11 +138,9 @@ WEIGHTINGS: dict[str, Callable[..., np.ndarray]] = {
 }
 EQ10_WEIGHTINGS = ("authors_code", "paper_eq10")  # the readings of Eq. 10, which take alpha/beta/gamma
 DEPRECATED_WEIGHTINGS = {"paper": "authors_code"}  # old name -> what it always computed
-# Runs made before the rename hashed 'paper' into their stage fingerprints; hashing the old name keeps them resuming.
-FINGERPRINT_NAMES = {"authors_code": "paper"}
 
 
-def resolve_weighting(name: str) -> str:
+def resolve_weighting(name: str, key: str = "weighting") -> str:
     """The current name of a weighting; a deprecated name gives a FutureWarning, an unknown one a ConfigError."""
     if name in DEPRECATED_WEIGHTINGS:
         new = DEPRECATED_WEIGHTINGS[name]
@@ -152,7 +152,7 @@ def resolve_weighting(name: str) -> str:
         )
         return new
     if name not in WEIGHTINGS:
-        raise ConfigError(f"unknown curriculum weighting {name!r}; valid: {', '.join(sorted(WEIGHTINGS))}")
+        raise ConfigError(f"'{key}' must be one of {', '.join(WEIGHTINGS)}, got {name!r}")
     return name
 
 
@@ -214,3 +214,33 @@ def curriculum_stats(
         "max_weight": float(p.max()),
         "mean_weight": float(p.mean()),
     }
+
+
+@dataclass
+class Curriculum:
+    """One curriculum: the Eq. 10 weight of every sample, the drawn positions (with repeats) and statistics."""
+
+    weights: np.ndarray
+    draws: np.ndarray  # positions into the scored samples, in draw order
+    stats: dict[str, Any]
+
+
+def build_curriculum(
+    h_weak: ArrayLike, h_strong: ArrayLike, settings: CurriculumSettings, ids: Sequence[int] | None = None
+) -> Curriculum:
+    """Phase 2: weight every sample by the settings' reading of Eq. 10 and draw the active set (seeded)."""
+    weak, strong = _entropy_pair(h_weak, h_strong)
+    s = settings
+    coefs = {"alpha": s.alpha, "beta": s.beta, "gamma": s.gamma}
+    weighting = resolve_weighting(s.weighting)
+    weights = compute_weights(weighting, weak, strong, **(coefs if weighting in EQ10_WEIGHTINGS else {}))
+    draws = sample_active_set(weights, multiplier=s.sample_multiplier, seed=s.seed)
+    stats = curriculum_stats(weights, draws, ids=ids)
+    stats.update(
+        mean_entropy_weak=float(weak.mean()),
+        mean_entropy_strong=float(strong.mean()),
+        frac_entropy_reduced=float((strong - weak < 0).mean()),
+        # Both readings of Eq. 10, whichever one drew the active set.
+        effective_sample_size_by_weighting=effective_sample_sizes(weak, strong, **coefs),
+    )
+    return Curriculum(weights, draws, stats)

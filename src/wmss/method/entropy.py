@@ -6,15 +6,22 @@ H_t = -Σ_v P(v | x, y_<t) log P(v | x, y_<t).
 Labels follow the transformers causal-LM convention (see `ForCausalLMLoss`): they are aligned with
 `input_ids` and shifted here, so the logits at position t are scored iff `labels[:, t + 1] != ignore_index`.
 A sample without any scored position gets entropy 0.0 (the curriculum then treats it as zero entropy);
-`scored_token_counts` tells such samples apart.
+`scored_token_counts` tells such samples apart. `dataset_entropies` is the one scorer of a data set: `wmss
+entropy`, `wmss run`, `wmss compare`, `wmss regime` and `WMSSTrainer`'s curriculum all score through it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
 
 from wmss import defaults
 
@@ -91,3 +98,63 @@ def chunked_sample_entropy(
         ent = token_entropy(head(rows[sl]))
         sums.index_add_(0, sample_of_row[sl], ent.to(sums.dtype))
     return sums / mask.sum(dim=1).clamp(min=1)
+
+
+# Config attributes of models whose logits are not a plain linear map of the last hidden state.
+_LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",  # Gemma 2
+    "logit_scale",  # Cohere
+    "logits_scaling",  # Granite
+    "lm_head_multiplier",  # Falcon-H1
+    "output_multiplier",
+)
+
+
+def uses_plain_output_head(model: PreTrainedModel) -> bool:
+    """True when logits == output_embeddings(decoder(x).last_hidden_state), so the chunked path is exact."""
+    config = model.config.get_text_config()
+    return all(getattr(config, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
+
+
+@torch.no_grad()
+def dataset_entropies(
+    model: PreTrainedModel,
+    dataset: Any,
+    collator: Callable[[list[dict[str, Any]]], dict[str, Tensor]],
+    batch_size: int = 8,
+    chunk_size: int = defaults.CHUNK_SIZE,
+    state: PartialState | None = None,
+) -> list[tuple[float, int]]:
+    """(mean completion entropy, scored tokens) of every row of a tokenised data set, in its order.
+
+    `collator` turns rows into a batch with `input_ids`, `attention_mask` and `labels` (-100 where not scored).
+    Under several processes each scores a share of the batches and every process gets all results.
+    """
+    state = state or PartialState()
+    model.eval()
+    # Length-sorted batches waste little compute on padding.
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    order = sorted(range(len(dataset)), key=lengths.__getitem__)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    results: list[tuple[int, float, int]] = []
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    plain_head = uses_plain_output_head(model)
+    # Every n-th batch per rank, so that the long (late, length-sorted) batches are spread over all ranks.
+    shard = batches[state.process_index :: state.num_processes]
+    for positions in tqdm(shard, desc="entropy", disable=not state.is_local_main_process):
+        batch = collator([dict(row) for row in dataset.select(positions)])
+        labels = batch["labels"].to(state.device)
+        inputs = {
+            "input_ids": batch["input_ids"].to(state.device),
+            "attention_mask": batch["attention_mask"].to(state.device),
+            "use_cache": False,
+        }
+        if plain_head:
+            entropy = chunked_sample_entropy(decoder(**inputs)[0], head, labels, chunk_size=chunk_size)
+        else:  # soft-capped or scaled logits: only the model's own forward computes them right
+            entropy = sample_entropy(model(**inputs).logits, labels)
+        counts = scored_token_counts(labels)
+        results += [(p, float(h), int(n)) for p, h, n in zip(positions, entropy, counts, strict=True)]
+    gathered = gather_object(results) if state.num_processes > 1 else results
+    scores = {position: (h, n) for position, h, n in gathered}
+    return [scores[position] for position in range(len(dataset))]

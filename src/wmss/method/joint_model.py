@@ -18,6 +18,7 @@ from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 
 from wmss import defaults
+from wmss.method.entropy import uses_plain_output_head
 from wmss.method.mixed_loss import (
     chunked_mixed_cross_entropy,
     fused_mixed_cross_entropy,
@@ -28,21 +29,6 @@ from wmss.method.mixed_loss import (
 # Written into every folder WMSSTrainer saves (checkpoints, final): how `wmss extract` tells a joint run
 # from a plain model.
 JOINT_MARKER = "wmss_joint.json"
-
-# Config attributes of models whose logits are not a plain linear map of the last hidden state.
-_LOGIT_TRANSFORMS = (
-    "final_logit_softcapping",  # Gemma 2
-    "logit_scale",  # Cohere
-    "logits_scaling",  # Granite
-    "lm_head_multiplier",  # Falcon-H1
-    "output_multiplier",
-)
-
-
-def uses_plain_output_head(model: PreTrainedModel) -> bool:
-    """True when logits == output_embeddings(decoder(x).last_hidden_state), so the chunked path is exact."""
-    config = model.config.get_text_config()
-    return all(getattr(config, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
 
 
 def local_head_weight(head: nn.Module | None) -> torch.Tensor | None:

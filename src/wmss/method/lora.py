@@ -36,12 +36,17 @@ def enable_adapter_grads(model: PeftModel) -> None:
         param.requires_grad = f".{STRONG}." in name or f".{WEAK}." in name
 
 
+def use_adapter(model: PeftModel, adapter: str) -> None:
+    """Make `adapter` the active one (the branch the model computes), keeping both adapters trainable."""
+    model.base_model.set_adapter(adapter)
+    enable_adapter_grads(model)
+
+
 def adapter_logits(
     model: PeftModel, adapter: str, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
 ) -> torch.Tensor:
     """Logits of the base model with only `adapter` active, keeping both adapters trainable."""
-    model.base_model.set_adapter(adapter)
-    enable_adapter_grads(model)
+    use_adapter(model, adapter)
     return model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 

@@ -28,10 +28,15 @@ from wmss.errors import ModelError
 from wmss.method.entropy import compute_dtype, scored_mask
 
 
+def _check_mixing_weight(lam: float) -> None:
+    # The functions' own domain: a convex mix. Training settings are narrower, (0, 1], checked at load.
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+
+
 def mixed_logits(strong_logits: Tensor, weak_logits: Tensor, lam: float = defaults.LAMBDA) -> Tensor:
     """Return λ·z_strong + (1-λ)·z_weak (Eq. 11) in at least float32."""
-    if not (0.0 <= lam <= 1.0):
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    _check_mixing_weight(lam)
     if strong_logits.shape[-1] != weak_logits.shape[-1]:
         raise ModelError(
             f"strong and weak models have different vocabulary sizes "
@@ -199,8 +204,7 @@ def fused_mixed_cross_entropy(
         )
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    _check_mixing_weight(lam)
     tensors = [strong_hidden, strong_weight] + ([weak_hidden, weak_weight] if weak else [])
     if not torch.is_grad_enabled():
         # Forward sees which inputs need gradients only through requires_grad; no_grad must not pay for them.

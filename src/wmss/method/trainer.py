@@ -10,6 +10,7 @@ the weak one in `weak/` (PEFT's own layout for a second adapter).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -17,27 +18,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer
 from trl import SFTConfig, SFTTrainer
 
 from wmss import defaults
-from wmss.config import WEAK_CONTROLS
 from wmss.errors import ConfigError, ModelError
 from wmss.io import atomic_write_json
-from wmss.method.curriculum import curriculum_stats, curriculum_weights, sample_active_set
-from wmss.method.entropy import sample_entropy
+from wmss.method.curriculum import build_curriculum, resolve_weighting
+from wmss.method.entropy import dataset_entropies
 from wmss.method.joint_model import JOINT_MARKER, JointModel
-from wmss.method.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters
+from wmss.method.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters, use_adapter
 from wmss.method.mixed_loss import mixed_logit_cross_entropy
+from wmss.method.settings import CurriculumSettings, JointSettings
+from wmss.training import check_master_weights
+from wmss.validation import check_settings, check_value
 
 logger = logging.getLogger(__name__)
 
-_LOW_PRECISION = (torch.bfloat16, torch.float16)
+# WMSSConfig keeps TRL-style names; these are the settings' own names for them (the one place the two meet).
+JOINT_FIELDS = {"lam": "mix_lambda", "weak_trainable": "train_weak_model", "weak_control": "weak_control"}
+CURRICULUM_FIELDS = {
+    "alpha": "curriculum_alpha",
+    "beta": "curriculum_beta",
+    "gamma": "curriculum_gamma",
+    "sample_multiplier": "sample_multiplier",
+    "weighting": "curriculum_weighting",
+    "seed": "seed",
+}
 
 
 @dataclass
@@ -84,6 +94,14 @@ class WMSSConfig(SFTConfig):
     sample_multiplier: float = field(
         default=1.0, metadata={"help": "Curriculum draws = round(sample_multiplier · dataset size)."}
     )
+    curriculum_weighting: str = field(
+        default="authors_code",
+        metadata={
+            "help": "Reading of Eq. 10: 'authors_code' (each term normalised by its own sum, as the authors' "
+            "code), 'paper_eq10' (as printed: one normalisation) or 'brownboost'. 'paper' is the old name of "
+            "authors_code."
+        },
+    )
 
     low_precision_training: bool = field(
         default=False,
@@ -95,20 +113,30 @@ class WMSSConfig(SFTConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 < self.mix_lambda <= 1.0:
-            raise ConfigError(f"WMSSConfig.mix_lambda must be in (0, 1], got {self.mix_lambda}")
-        if self.loss_chunk_size < 1:
-            raise ConfigError(f"WMSSConfig.loss_chunk_size must be >= 1, got {self.loss_chunk_size}")
-        if min(self.curriculum_alpha, self.curriculum_beta, self.curriculum_gamma) < 0 or not (
-            self.curriculum_alpha + self.curriculum_beta + self.curriculum_gamma > 0
-        ):
-            raise ConfigError("WMSSConfig.curriculum_alpha/beta/gamma must be >= 0 and not all 0")
-        if not self.sample_multiplier > 0:
-            raise ConfigError(f"WMSSConfig.sample_multiplier must be > 0, got {self.sample_multiplier}")
-        if self.weak_control not in WEAK_CONTROLS:
-            raise ConfigError(
-                f"WMSSConfig.weak_control must be one of {', '.join(WEAK_CONTROLS)}, got {self.weak_control!r}"
-            )
+        # The settings' own declarations of what they accept, under this class's names.
+        self.curriculum_weighting = resolve_weighting(
+            self.curriculum_weighting, "WMSSConfig.curriculum_weighting"
+        )
+        check_settings(self.joint_settings, lambda name: f"WMSSConfig.{JOINT_FIELDS[name]}")
+        check_settings(self.curriculum_settings, lambda name: f"WMSSConfig.{CURRICULUM_FIELDS[name]}")
+        if self.curriculum_alpha == self.curriculum_beta == self.curriculum_gamma == 0:
+            raise ConfigError("WMSSConfig.curriculum_alpha/beta/gamma are all 0: no sample could be drawn")
+        check_value("WMSSConfig.loss_chunk_size", self.loss_chunk_size, ">= 1")
+
+    @property
+    def joint_settings(self) -> JointSettings:
+        """The joint-training settings held here, under their own names."""
+        return JointSettings(**{name: getattr(self, ours) for name, ours in JOINT_FIELDS.items()})
+
+    @property
+    def curriculum_settings(self) -> CurriculumSettings:
+        """The curriculum settings held here, under their own names."""
+        return CurriculumSettings(**{name: getattr(self, ours) for name, ours in CURRICULUM_FIELDS.items()})
+
+    @staticmethod
+    def arguments_for(joint: JointSettings) -> dict[str, Any]:
+        """WMSSConfig keyword arguments that hold a joint stage's settings."""
+        return {JOINT_FIELDS[name]: value for name, value in dataclasses.asdict(joint).items()}
 
 
 def _branch_state(state_dict: dict[str, torch.Tensor], branch: str) -> dict[str, torch.Tensor]:
@@ -143,7 +171,14 @@ class WMSSTrainer(SFTTrainer):
         self.curriculum_stats: dict[str, Any] | None = None
         self.full_train_dataset: Dataset | None = None  # the training set before the curriculum's draw
         self._build(model, weak_model, args, peft_config, kwargs)
-        self._check_master_weights()
+        check_master_weights(
+            (p.dtype for p in self.model.parameters() if p.requires_grad),
+            self.args.learning_rate,
+            allowed=self.args.low_precision_training or self.is_deepspeed_enabled,
+            where="WMSSTrainer",
+            fix="Load the models in float32 (dtype=torch.float32) and set WMSSConfig(bf16=True) for autocast, or "
+            "set low_precision_training=True if your engine keeps float32 master weights",
+        )
         if args.curriculum:
             self._apply_curriculum(entropies)
         elif entropies is not None:
@@ -179,22 +214,9 @@ class WMSSTrainer(SFTTrainer):
         self.model = self.model_wrapped = JointModel(
             self.model,
             weak_model,
-            lam=args.mix_lambda,
-            weak_trainable=args.train_weak_model,
+            **dataclasses.asdict(args.joint_settings),
             chunk_size=args.loss_chunk_size,
-            weak_control=args.weak_control,
             control_seed=args.seed,
-        )
-
-    def _check_master_weights(self) -> None:
-        low = {str(p.dtype) for p in self.model.parameters() if p.requires_grad and p.dtype in _LOW_PRECISION}
-        if not low or self.args.low_precision_training or self.is_deepspeed_enabled:
-            return
-        raise ConfigError(
-            f"trainable weights are {', '.join(sorted(low))}: a plain optimizer updating them in place loses most "
-            f"updates at lr {self.args.learning_rate:g} to rounding. Load the models in float32 (dtype=torch.float32) "
-            "and set WMSSConfig(bf16=True) for autocast, or set low_precision_training=True if your engine keeps "
-            "float32 master weights"
         )
 
     def _apply_curriculum(self, entropies: tuple[Sequence[float], Sequence[float]] | None) -> None:
@@ -204,53 +226,48 @@ class WMSSTrainer(SFTTrainer):
             if not self.lora_mode and self.joint.weak is None:
                 raise ConfigError("the curriculum needs a weak model: weak_control='uniform' holds none")
             entropies = (self.sample_entropies(WEAK), self.sample_entropies(STRONG))
-        h_weak, h_strong = (np.asarray(h, dtype=np.float64) for h in entropies)
+        h_weak, h_strong = entropies
         if not len(h_weak) == len(h_strong) == len(dataset):
             raise ConfigError(
                 f"entropies must give one value per training sample: got {len(h_weak)} and {len(h_strong)} "
                 f"for {len(dataset)} samples"
             )
-        a = self.args
-        weights = curriculum_weights(
-            h_weak, h_strong, alpha=a.curriculum_alpha, beta=a.curriculum_beta, gamma=a.curriculum_gamma
-        )
-        draws = sample_active_set(weights, a.sample_multiplier, seed=a.seed)
-        self.curriculum_stats = curriculum_stats(weights, draws)
-        self.train_dataset = dataset.select(draws.tolist())
+        curriculum = build_curriculum(h_weak, h_strong, self.args.curriculum_settings)
+        self.curriculum_stats = curriculum.stats
+        self.train_dataset = dataset.select(curriculum.draws.tolist())
         logger.info(
             "curriculum: %d draws of %d samples, effective sample size %.1f",
-            len(draws),
+            len(curriculum.draws),
             len(dataset),
-            self.curriculum_stats["effective_sample_size"],
+            curriculum.stats["effective_sample_size"],
         )
 
-    @torch.no_grad()
     def sample_entropies(self, branch: str, dataset: Dataset | None = None) -> list[float]:
         """Mean completion entropy (Eq. 3/8) of each sample (default: the training set) under one branch."""
         dataset = self._remove_unused_columns(
             self.train_dataset if dataset is None else dataset, description="curriculum"
         )
-        loader = DataLoader(
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        if self.lora_mode:
+            use_adapter(unwrapped, branch)
+        model = unwrapped if self.lora_mode else getattr(unwrapped, branch)
+        scores = dataset_entropies(
+            model,
             dataset,
+            self._completion_batch,
             batch_size=self.args.per_device_eval_batch_size,
-            collate_fn=self.data_collator,
-            shuffle=False,
+            chunk_size=self.args.loss_chunk_size,
+            state=self.accelerator.state,
         )
-        unwrapped = self.accelerator.unwrap_model(self.model).eval()  # no dropout while scoring
-        values: list[float] = []
-        for batch in loader:
-            ids, mask = batch["input_ids"].to(self.args.device), batch["attention_mask"].to(self.args.device)
-            labels = batch["labels"].to(self.args.device)
-            if "completion_mask" in batch:
-                labels = labels.masked_fill(
-                    batch["completion_mask"].to(labels.device) == 0, defaults.IGNORE_INDEX
-                )
-            if self.lora_mode:
-                logits = adapter_logits(unwrapped, branch, ids, mask)
-            else:
-                logits = getattr(unwrapped, branch)(input_ids=ids, attention_mask=mask).logits
-            values += sample_entropy(logits, labels).tolist()
-        return values
+        return [entropy for entropy, _ in scores]
+
+    def _completion_batch(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """The collator's batch with labels -100 outside the completion (what the loss trains)."""
+        batch = self.data_collator(rows)
+        if "completion_mask" in batch:
+            labels = batch["labels"].masked_fill(batch.pop("completion_mask") == 0, defaults.IGNORE_INDEX)
+            batch["labels"] = labels
+        return batch
 
     @property
     def joint(self) -> JointModel:
@@ -293,7 +310,7 @@ class WMSSTrainer(SFTTrainer):
         weak_logits = adapter_logits(unwrapped, WEAK, ids, mask)
         n_trained = max(int(labels[:, 1:].ne(defaults.IGNORE_INDEX).sum()), 1)
         denominator = num_items_in_batch if num_items_in_batch is not None else n_trained
-        loss = mixed_logit_cross_entropy(strong_logits, weak_logits, labels, lam=self.args.mix_lambda)
+        loss = mixed_logit_cross_entropy(strong_logits, weak_logits, labels, lam=self.args.joint_settings.lam)
         return loss * n_trained / denominator
 
     def _clip_grad_norm(self, model: torch.nn.Module) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -106,18 +105,3 @@ def run_extract(
     path = save_model_dir(model, tokenizer, Path(output_dir))
     atomic_write_text(path / "README.md", model_card(**(card or {"base_model": None})))
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `wmss extract`."""
-    parser.add_argument("--joint", required=True, help="output directory of `wmss joint` (or a checkpoint-N)")
-    parser.add_argument("--output", required=True, help="directory for the standalone checkpoint")
-    parser.add_argument(
-        "--branch", choices=["strong", "weak"], default="strong", help="which model to extract"
-    )
-
-
-def run_cli(args: argparse.Namespace) -> None:
-    """Run `wmss extract`."""
-    path = run_extract(args.joint, args.output, args.branch)
-    print(f"{args.branch} model written to {path} (load it with AutoModelForCausalLM.from_pretrained)")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import RunConfig, require
+from wmss.config import RunConfig
 from wmss.data import TrainingData, make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.errors import ConfigError, DataError
@@ -28,7 +27,7 @@ from wmss.phases.common import (
     save_trained_model,
     write_summary,
 )
-from wmss.phases.curriculum import read_curriculum
+from wmss.phases.curriculum_file import read_curriculum
 from wmss.training import JsonlMetricsCallback, NonFiniteGuard, make_training_arguments, train_resumable
 
 logger = logging.getLogger(__name__)
@@ -73,10 +72,10 @@ def run_joint(
         )
     inputs = {"the weak model": weak_path, "the strong model": strong_path, "the curriculum": curriculum}
     layout = StageLayout(ensure_directory(output_dir, {**inputs, **data_inputs(config)}, replaces=True))
-    w = config.wmss
+    settings = config.wmss.joint  # what the stage computes; config.joint is how it trains
     # Inputs and settings are checked before the data is tokenised: a bad model, curriculum or setting (an
     # unknown `extra` key) costs no work.
-    for path in (strong_path, weak_path) if w.weak_control != "uniform" else (strong_path,):
+    for path in (strong_path, weak_path) if settings.weak_control != "uniform" else (strong_path,):
         check_model_path(path)
     drawn = read_curriculum(curriculum) if curriculum else None
     args = make_training_arguments(
@@ -86,10 +85,8 @@ def run_joint(
         args_class=WMSSConfig,
         dataset_kwargs={"skip_prepare_dataset": True},  # data is tokenised by wmss.data, labels included
         max_length=None,
-        mix_lambda=w.lam,
-        train_weak_model=w.weak_trainable,
-        loss_chunk_size=w.loss_chunk_size,
-        weak_control=w.weak_control,
+        loss_chunk_size=config.wmss.loss_chunk_size,
+        **WMSSConfig.arguments_for(settings),
     )
     tokenizer = load_tokenizer(strong_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
@@ -97,8 +94,10 @@ def run_joint(
     dataset = with_loss_tokens(dataset, config.joint.loss_tokens)  # the authors train every token here
     strong = load_causal_lm(strong_path, config.model, for_training=True)
     weak = None
-    if w.weak_control != "uniform":  # the uniform control mixes in constant logits: no weak model at all
-        weak = load_causal_lm(weak_path, config.model, for_training=w.weak_trainable)
+    if (
+        settings.weak_control != "uniform"
+    ):  # the uniform control mixes in constant logits: no weak model at all
+        weak = load_causal_lm(weak_path, config.model, for_training=settings.weak_trainable)
         check_same_vocabulary(weak, strong, load_tokenizer(weak_path, config.model), tokenizer)
     trainer = WMSSTrainer(
         model=strong,
@@ -121,9 +120,7 @@ def run_joint(
         stage="joint",
         weak=weak_path,
         strong=strong_path,
-        lam=w.lam,
-        weak_trainable=w.weak_trainable,
-        weak_control=w.weak_control,
+        **asdict(settings),
         optimizer_steps=trainer.state.global_step,
         completion_tokens_per_epoch=completion_tokens(dataset),
         num_train_epochs=config.joint.num_train_epochs,
@@ -132,39 +129,3 @@ def run_joint(
         data=data.stats.to_dict(),
     )
     return final_dir(output_dir)
-
-
-SHORTCUTS = {"data": "data.train", "lam": "wmss.lam", "system_prompt": "data.system_prompt"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `wmss joint`."""
-    add_config_arguments(parser)
-    parser.add_argument("--weak", required=True, help="weak model (M_{t-1}) directory or hub id")
-    parser.add_argument("--strong", required=True, help="strong model (M_t) directory or hub id")
-    parser.add_argument("--curriculum", help="curriculum.json (or its directory); default: all data once")
-    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
-    parser.add_argument("--system-prompt", help="'reasoning' (the paper's prompt) or literal text")
-    parser.add_argument("--lam", type=float, help="mixing coefficient lambda in [0, 1] (default 0.5)")
-    parser.add_argument(
-        "--freeze-weak",
-        action="store_true",
-        help="keep the weak model fixed (default: co-train it, as the paper)",
-    )
-    parser.add_argument(
-        "--output",
-        required=True,
-        help="stage directory; the strong model goes to OUTPUT/final, the weak one to OUTPUT/final/weak",
-    )
-
-
-def run_cli(args: argparse.Namespace) -> None:
-    """Run `wmss joint`."""
-    if args.freeze_weak:
-        args.overrides = [*args.overrides, "wmss.weak_trainable=false"]
-    config = config_from_args(args, SHORTCUTS)
-    require(config, "data.train")
-    path = run_joint(config, args.weak, args.strong, args.output, curriculum=args.curriculum)
-    print(
-        f"joint models written to {path} (strong) and {path}/weak; extract with `wmss extract --joint {args.output}`"
-    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -13,8 +12,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import RunConfig, require
+from wmss.config import RunConfig
 from wmss.data import make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.io import ensure_directory
@@ -92,25 +90,3 @@ def run_sft(
         data=data_stats,
     )
     return layout.model
-
-
-SHORTCUTS = {"model": "model.base", "data": "data.train", "system_prompt": "data.system_prompt"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `wmss sft`."""
-    add_config_arguments(parser)
-    parser.add_argument("--model", help="base model M0: local directory or hub id (model.base)")
-    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
-    parser.add_argument("--system-prompt", help="'reasoning' (the paper's prompt) or literal text")
-    parser.add_argument(
-        "--output", required=True, help="stage directory; the model is written to OUTPUT/model"
-    )
-
-
-def run_cli(args: argparse.Namespace) -> None:
-    """Run `wmss sft`."""
-    config = config_from_args(args, SHORTCUTS)
-    require(config, "model.base", "data.train")
-    path = run_sft(config, config.model.base, args.output)
-    print(f"SFT model written to {path}")

@@ -1,8 +1,11 @@
-"""Phase 2: sampling weights from the weak/strong entropy gap (Eq. 9-10) and the drawn active set."""
+"""The curriculum file: Phase 2's weights from the weak/strong entropy files (Eq. 9-10) and the drawn active set.
+
+`run_curriculum` builds it with `wmss.method.curriculum.build_curriculum`; `read_curriculum` reads one back,
+checking that its weights are a distribution and its draws are sample ids.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
@@ -10,21 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from wmss.cli_args import add_config_arguments, config_from_args
-from wmss.config import RunConfig
 from wmss.errors import DataError
 from wmss.io import atomic_write_json, ensure_output_file, read_json_object
-from wmss.method.curriculum import (
-    DEPRECATED_WEIGHTINGS,
-    EQ10_WEIGHTINGS,
-    WEIGHTINGS,
-    compute_weights,
-    curriculum_stats,
-    effective_sample_sizes,
-    entropy_gap,
-    sample_active_set,
-)
-from wmss.phases.entropy import read_entropy_file
+from wmss.method.curriculum import EQ10_WEIGHTINGS, build_curriculum, entropy_gap, resolve_weighting
+from wmss.method.settings import CurriculumSettings
+from wmss.phases.entropy_file import read_entropy_file
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +46,7 @@ def _aligned(
 
 
 def run_curriculum(
-    config: RunConfig, weak_file: str | Path, strong_file: str | Path, output_dir: str | Path
+    settings: CurriculumSettings, weak_file: str | Path, strong_file: str | Path, output_dir: str | Path
 ) -> Path:
     """Weight every sample by Eq. 10, draw the active set, and write `<output_dir>/curriculum.json`."""
     path = ensure_output_file(
@@ -68,36 +61,24 @@ def run_curriculum(
             "recompute both entropies with the same data settings"
         )
     strong = _aligned(strong, weak, (weak_file, strong_file))
-    w = config.wmss
-    h_weak, h_strong = np.asarray(weak["entropy"]), np.asarray(strong["entropy"])
-    params = {"alpha": w.alpha, "beta": w.beta, "gamma": w.gamma} if w.weighting in EQ10_WEIGHTINGS else {}
-    weights = compute_weights(w.weighting, h_weak, h_strong, **params)
-    positions = sample_active_set(weights, multiplier=w.sample_multiplier, seed=w.seed)
     ids = [int(i) for i in weak["idx"]]
-    gap = entropy_gap(h_weak, h_strong)
-    stats = curriculum_stats(weights, positions, ids=ids)
-    stats.update(
-        mean_entropy_weak=float(h_weak.mean()),
-        mean_entropy_strong=float(h_strong.mean()),
-        frac_entropy_reduced=float((gap < 0).mean()),
-        # Both readings of Eq. 10, whichever one drew the active set.
-        effective_sample_size_by_weighting=effective_sample_sizes(
-            h_weak, h_strong, alpha=w.alpha, beta=w.beta, gamma=w.gamma
-        ),
-    )
+    h_weak, h_strong = np.asarray(weak["entropy"]), np.asarray(strong["entropy"])
+    curriculum = build_curriculum(h_weak, h_strong, settings, ids=ids)
+    s, stats, weighting = settings, curriculum.stats, resolve_weighting(settings.weighting)
+    params = {"alpha": s.alpha, "beta": s.beta, "gamma": s.gamma} if weighting in EQ10_WEIGHTINGS else {}
     atomic_write_json(
         path,
         {
             "weak": weak["model"],
             "strong": strong["model"],
             "data_fingerprint": weak["data_fingerprint"],
-            "weighting": w.weighting,
-            "params": {**params, "sample_multiplier": w.sample_multiplier, "seed": w.seed},
+            "weighting": weighting,
+            "params": {**params, "sample_multiplier": s.sample_multiplier, "seed": s.seed},
             "stats": stats,
-            "draws": [ids[p] for p in positions],
+            "draws": [ids[p] for p in curriculum.draws],
             "idx": ids,
-            "weights": weights.tolist(),
-            "entropy_gap": gap.tolist(),
+            "weights": curriculum.weights.tolist(),
+            "entropy_gap": entropy_gap(h_weak, h_strong).tolist(),
         },
     )
     logger.info(
@@ -151,38 +132,3 @@ def read_curriculum(path: str | Path) -> dict[str, Any]:
             f"{path}: 'draws' names ids that are not in 'idx' ({sorted(unknown)[:5]}); {CURRICULUM_REMEDY}"
         )
     return data
-
-
-SHORTCUTS = {
-    "alpha": "wmss.alpha",
-    "beta": "wmss.beta",
-    "gamma": "wmss.gamma",
-    "multiplier": "wmss.sample_multiplier",
-    "weighting": "wmss.weighting",
-    "seed": "wmss.seed",
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `wmss curriculum`."""
-    add_config_arguments(parser)
-    parser.add_argument("--weak", required=True, help="entropy file of the weak model (from `wmss entropy`)")
-    parser.add_argument("--strong", required=True, help="entropy file of the strong model")
-    parser.add_argument("--alpha", type=float, help="weight of the weak model's entropy term (default 0.1)")
-    parser.add_argument("--beta", type=float, help="weight of the entropy-reduced term (default 0.8)")
-    parser.add_argument("--gamma", type=float, help="weight of the entropy-increased term (default 0.1)")
-    parser.add_argument("--multiplier", type=float, help="active set size / data size (default 1.0)")
-    parser.add_argument(
-        "--weighting",
-        choices=[*WEIGHTINGS, *DEPRECATED_WEIGHTINGS],
-        help="authors_code (Eq. 10 per-term normalised, the default), paper_eq10 (as printed) or brownboost",
-    )
-    parser.add_argument("--seed", type=int, help="sampling seed")
-    parser.add_argument("--output", required=True, help="directory for curriculum.json")
-
-
-def run_cli(args: argparse.Namespace) -> None:
-    """Run `wmss curriculum`."""
-    config = config_from_args(args, SHORTCUTS)
-    path = run_curriculum(config, args.weak, args.strong, args.output)
-    print(f"curriculum written to {path}")

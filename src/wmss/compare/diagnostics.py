@@ -9,7 +9,6 @@ alive where plain CE has saturated.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Iterator
@@ -22,13 +21,10 @@ from torch import Tensor
 from transformers import PreTrainedModel
 
 from wmss import defaults
-from wmss.cli_args import add_config_arguments, config_from_args
 from wmss.config import RunConfig, load_config, require
 from wmss.data import TrainingData, make_collator
 from wmss.errors import ConfigError, DataError, ModelError
-from wmss.io import atomic_write_json
-from wmss.method.entropy import compute_dtype, scored_mask, token_entropy
-from wmss.method.joint_model import uses_plain_output_head
+from wmss.method.entropy import compute_dtype, scored_mask, token_entropy, uses_plain_output_head
 from wmss.method.mixed_loss import gather_trained_positions, mixed_logits
 from wmss.models import check_same_vocabulary, load_causal_lm, load_tokenizer, vocabulary_signature
 from wmss.phases.common import load_training_data
@@ -368,8 +364,6 @@ def diagnose(
     clash = sorted(set(models) & set(RESERVED))
     if clash:
         raise ConfigError(f"model name {clash[0]!r} is reserved for a result field; choose another name")
-    if not 0.0 <= lam <= 1.0:
-        raise ConfigError(f"'lam' must be in [0, 1], got {lam}")
     if n < 1 or batch_size < 1 or chunk_size < 1:
         raise ConfigError(f"n, batch_size and chunk_size must be >= 1, got {n}, {batch_size}, {chunk_size}")
     config, training = _resolve_data(data)
@@ -441,21 +435,6 @@ def model_mixing_stats(
     return finish_mixing_stats(sums)
 
 
-def _parse_models(spec: str) -> dict[str, str]:
-    models: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, sep, path = item.partition("=")
-        name, path = (name.strip(), path.strip()) if sep else (item, item)
-        if not name or not path:
-            raise ConfigError(f"--models: {item!r} is not NAME=PATH")
-        if name in models:
-            raise ConfigError(f"--models: the name {name!r} is given twice")
-        models[name] = path
-    if not models:
-        raise ConfigError("--models: give at least one NAME=PATH")
-    return models
-
-
 def format_table(result: dict[str, Any]) -> str:
     """The statistics as a plain-text table (change vs the first model in %), then the gradient probe."""
     names = [key for key, value in result.items() if isinstance(value, dict) and "target_logit" in value]
@@ -481,45 +460,3 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{values['mixed_over_plain']:>14.3f}"
             )
     return "\n".join(lines)
-
-
-SHORTCUTS = {"data": "data.train", "lam": "wmss.lam", "system_prompt": "data.system_prompt"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `wmss diagnose`."""
-    add_config_arguments(parser)
-    parser.add_argument(
-        "--models", required=True, help="comma-separated NAME=PATH (model directories or hub ids)"
-    )
-    parser.add_argument("--data", help="training data: JSONL file or HF dataset name (data.train)")
-    parser.add_argument("--system-prompt", help="'reasoning' (the paper's prompt) or literal text")
-    parser.add_argument(
-        "--n", type=int, default=200, help="training examples drawn (seeded, without replacement)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
-    parser.add_argument("--weak", help="weak model for the gradient probe (mixed CE vs plain CE)")
-    parser.add_argument("--lam", type=float, help="mixing coefficient of the probe (wmss.lam)")
-    parser.add_argument("--batch-size", type=int, default=4, help="sequences per forward pass")
-    parser.add_argument("--output", help="JSON file to write the results to")
-
-
-def run_cli(args: argparse.Namespace) -> None:
-    """Run `wmss diagnose`."""
-    config = config_from_args(args, SHORTCUTS)
-    require(config, "data.train")
-    result = diagnose(
-        _parse_models(args.models),
-        config,
-        n=args.n,
-        seed=args.seed,
-        weak=args.weak,
-        lam=config.wmss.lam,
-        batch_size=args.batch_size,
-        chunk_size=config.wmss.loss_chunk_size,
-    )
-    if args.output:
-        atomic_write_json(args.output, result)
-    print(format_table(result))
-    if args.output:
-        print(f"\nwritten to {args.output}")

@@ -1,13 +1,16 @@
 """Is this the paper's regime? The premises of WMSS measured on a weak and a strong model, before any verdict.
 
+`run_regime` is `wmss regime`: it measures them on a user's own pair and writes OUTPUT/regime.json, regime.md and,
+with checkpoints, OUTPUT/plots/saturation.png; `wmss compare` puts the same section first in its report.
+
 - Sample level: every training sample's mean completion entropy under both models (Eq. 3/8): the fraction whose
   entropy fell (ΔH < 0), the mean entropies, the curriculum's effective sample size under both readings of
   Eq. 10, and, when the data has a group field (e.g. difficulty), each group's share of the curriculum's mass.
-- Token level: `wmss.diagnostics.mixing_stats` on drawn training samples.
+- Token level: `wmss.compare.diagnostics.mixing_stats` on drawn training samples.
 - Saturation: per Phase-1 checkpoint, the logit statistics of the paper's Figure 4 (target logit, mean
   non-target logit, margin) and the validation accuracy; and a continued-SFT probe: the accuracy gain of M1 plus
   more plain SFT over M1, paired, with its 95% CI.
-- The gates of `wmss.premises`, and the sentence a report puts before its verdict.
+- The gates of `wmss.compare.premises`, and the sentence a report puts before its verdict.
 """
 
 from __future__ import annotations
@@ -19,11 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from wmss import defaults, premises
-from wmss.errors import DataError
-from wmss.io import iter_json_rows
+from wmss import defaults
+from wmss.compare import plots, premises
+from wmss.compare.arms import stage_slug
+from wmss.compare.diagnostics import diagnose, model_mixing_stats
+from wmss.compare.evaluation import HELDOUT, evaluate_model, read_outcomes
+from wmss.compare.stats import paired_bootstrap
+from wmss.config import RunConfig, require
+from wmss.data import TrainingData, make_collator
+from wmss.errors import ConfigError, DataError
+from wmss.eval.datasets import load_records_file
+from wmss.io import atomic_write_json, atomic_write_text, ensure_directory, iter_json_rows
 from wmss.method.curriculum import EQ10_WEIGHTINGS, WEIGHTINGS, effective_sample_sizes
-from wmss.stats import paired_bootstrap
+from wmss.method.entropy import dataset_entropies
+from wmss.models import check_model_path, load_causal_lm, load_tokenizer
+from wmss.phases.common import load_training_data
+from wmss.training import process_state
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
@@ -200,3 +214,92 @@ def regime_markdown(section: Mapping[str, Any], heading: str = "##") -> list[str
             + (f", validation accuracy {100 * accuracy:.1f}%" if accuracy is not None else "")
         )
     return lines
+
+
+SATURATION_STATS = ("target_logit", "distractor_logit_mean", "margin", "gap")
+
+
+def _entropies(
+    config: RunConfig, model_path: str, training: TrainingData, tokenizer: Any
+) -> dict[int, float]:
+    model = load_causal_lm(model_path, config.model).to(process_state().device)
+    scores = dataset_entropies(
+        model,
+        training.dataset,
+        make_collator(tokenizer),
+        batch_size=config.wmss.entropy_batch_size,
+        chunk_size=config.wmss.loss_chunk_size,
+    )
+    return {idx: h for idx, (h, _) in zip(training.dataset["idx"], scores, strict=True)}
+
+
+class _Evaluator:
+    """Greedy outcomes of models on the validation file, each written once under OUTPUT/eval (resumable)."""
+
+    def __init__(self, config: RunConfig, eval_file: str, output: Path) -> None:
+        self.config = config
+        self.records = {HELDOUT: load_records_file(eval_file, name=HELDOUT, kind=config.compare.eval_kind)}
+        self.output = output
+
+    def outcomes(self, model: str | Path) -> np.ndarray:
+        path = self.output / f"{stage_slug(str(model))}.json"
+        if not path.is_file():
+            evaluate_model(Path(model), self.config, self.records, path)
+        return np.asarray(read_outcomes(path, self.records)[HELDOUT])
+
+
+def run_regime(
+    config: RunConfig,
+    weak: str,
+    strong: str,
+    output: str | Path,
+    eval_file: str | None = None,
+    checkpoints: str | None = None,
+    continued: str | None = None,
+    group_field: str | None = None,
+    n: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure every premise of `wmss.compare.premises` for one weak/strong pair; write regime.json and regime.md."""
+    require(config, "data.train")
+    if continued and not eval_file:
+        raise ConfigError("--continued needs --eval-file: the probe compares accuracies on held-out problems")
+    models = {"the weak model": weak, "the strong model": strong, "the continued model": continued}
+    for path in filter(None, models.values()):
+        check_model_path(path)
+    output = ensure_directory(output, {**models, "the training data": config.data.train})
+    tokenizer = load_tokenizer(strong, config.model)
+    training = load_training_data(config, tokenizer, output / "data_cache")
+    h_weak = _entropies(config, weak, training, tokenizer)
+    h_strong = _entropies(config, strong, training, tokenizer)
+    ids = sorted(h_weak)
+    w = config.wmss
+    sample = sample_level(
+        [h_weak[i] for i in ids],
+        [h_strong[i] for i in ids],
+        group_labels(str(config.data.train), group_field, ids) if group_field else None,
+        alpha=w.alpha,
+        beta=w.beta,
+        gamma=w.gamma,
+    )
+    token = model_mixing_stats(
+        strong, weak, training, n=n, seed=seed, lam=w.lam, chunk_size=w.loss_chunk_size
+    )
+    evaluator = _Evaluator(config, eval_file, output / "eval") if eval_file else None
+    probe = None
+    if continued and evaluator:
+        probe = continued_probe(evaluator.outcomes(strong), evaluator.outcomes(continued))
+    saturation = None
+    if checkpoints:
+        saturation = []
+        for step, path in checkpoint_dirs(checkpoints):
+            stats = diagnose({"model": str(path)}, training, n=n, seed=seed)["model"]
+            accuracy = float(evaluator.outcomes(path).mean()) if evaluator else None
+            saturation.append({"step": step, **{k: stats[k] for k in SATURATION_STATS}, "accuracy": accuracy})
+        plots.plot_saturation(saturation, output / "plots" / "saturation.png")
+    section = regime_section(sample, token, probe, saturation)
+    section["models"] = {"weak": weak, "strong": strong, "continued": continued}
+    atomic_write_json(output / "regime.json", section)
+    lines = [f"# WMSS premises: weak {weak}, strong {strong}", "", *regime_markdown(section)]
+    atomic_write_text(output / "regime.md", "\n".join(lines) + "\n")
+    return section

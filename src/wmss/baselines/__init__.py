@@ -1,1 +1,0 @@
-"""Baseline post-training methods that WMSS is compared with (beyond plain SFT)."""
