@@ -14,9 +14,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from wmss.compare.plan import M0, M1
+from wmss.compare.arms import M0, M1
+from wmss.compare.comparison import run_compare
+from wmss.compare.regime import regime_markdown
 from wmss.compare.report import render_table, write_report
-from wmss.compare.runner import run_compare
 from wmss.demo import real
 from wmss.demo.m0_search import m0_search
 from wmss.demo.phase1 import saturation_search
@@ -25,7 +26,6 @@ from wmss.demo.real import REAL_PRESETS
 from wmss.demo.setup import demo_config, demo_settings, prepare_task_and_base_model
 from wmss.errors import ConfigError
 from wmss.phases.common import StageLayout
-from wmss.regime import regime_markdown
 from wmss.training import read_metrics
 
 logger = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from wmss.compare.regime import run_regime
 from wmss.config import load_config
 from wmss.demo.base_model import pretrain_base_model
 from wmss.demo.phase1 import saturation_search
@@ -30,7 +31,6 @@ from wmss.demo.recipe import m0_recipe
 from wmss.demo.setup import demo_settings, prepare_task_and_base_model, task_and_corpus
 from wmss.demo.tokenizer import build_demo_tokenizer
 from wmss.io import atomic_write_json, read_json
-from wmss.regime_cli import run_regime
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from wmss.compare.plan import M1
-from wmss.compare.runner import run_compare
+from wmss.compare.arms import M1
+from wmss.compare.comparison import run_compare
+from wmss.compare.premises import is_saturated
 from wmss.config import load_config
 from wmss.demo.presets import DemoPreset
 from wmss.io import atomic_write_json
-from wmss.premises import is_saturated
 
 logger = logging.getLogger(__name__)
 

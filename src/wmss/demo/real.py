@@ -34,11 +34,10 @@ from typing import Any
 
 import torch
 
-from wmss.compare.arms import stage_slug
+from wmss.compare.arms import M0, M1, stage_slug
+from wmss.compare.comparison import build_plan, run_compare
 from wmss.compare.evaluation import evaluate_model, load_eval_records
-from wmss.compare.plan import M0, M1
 from wmss.compare.report import build_report, render_table, write_report
-from wmss.compare.runner import build_plan, run_compare
 from wmss.config import RunConfig, load_config, with_values
 from wmss.demo.presets import DEMO_ARMS
 from wmss.demo.smollm2 import smollm2_checkpoint
