@@ -21,8 +21,8 @@ from wmss.errors import ConfigError, DataError, WMSSError
 from wmss.eval.sandbox import ENABLE_ENV
 from wmss.io import JsonRow
 from wmss.prepare import PrepareOptions, prepare_am_r1
+from wmss.prepare.am_r1 import work_directory
 from wmss.prepare.decontam import load_benchmark_index
-from wmss.prepare.pipeline import work_directory
 from wmss.prepare.process import ShardProcessor, result_paths
 from wmss.prepare.schema import read_sample
 from wmss.prepare.shards import discover_shards

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from wmss.prepare.am_r1 import prepare_am_r1
 from wmss.prepare.decontam import DEFAULT_NGRAM
 from wmss.prepare.dedup import DEDUP_MODES
 from wmss.prepare.filters import FORMATS, POLICIES
 from wmss.prepare.options import DEFAULT_MAX_LENGTH, PrepareOptions
-from wmss.prepare.pipeline import prepare_am_r1
 from wmss.prepare.shards import HUB_CONFIGS
 from wmss.prepare.verify import GRADERS
 
