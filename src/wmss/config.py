@@ -26,7 +26,6 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATA_FORMATS = ("auto", "chat", "prompt_completion")
 OVERLONG_POLICIES = ("truncate", "drop")
 LOSS_TOKENS = ("completion", "all")
-LOW_PRECISION_DTYPES = ("bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from accelerate import PartialState
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import TrainOutput
 
-from wmss.config import LOW_PRECISION_DTYPES, RunConfig, TrainConfig
+from wmss.config import RunConfig, TrainConfig
 from wmss.errors import ConfigError, WMSSError
+from wmss.validation import check_master_weights
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +62,6 @@ def process_state() -> PartialState:
     """accelerate's process state (distributed under `torchrun`/`accelerate launch`, on CPU too)."""
     # Ranks wait at barriers while the main process tokenises, draws the curriculum or extracts: allow hours.
     return PartialState(cpu=not has_accelerator(), timeout=DISTRIBUTED_TIMEOUT)
-
-
-def check_master_weights(
-    dtypes: Iterable[Any], learning_rate: float, allowed: bool, where: str, fix: str
-) -> None:
-    """Refuse to let a plain optimizer update bf16/fp16 weights in place (the one guard), unless `allowed`."""
-    low = sorted({str(d) for d in dtypes if str(d).removeprefix("torch.") in LOW_PRECISION_DTYPES})
-    if not low or allowed:
-        return
-    raise ConfigError(
-        f"{where} would update {', '.join(low)} weights in place: at lr {learning_rate:g} most updates round "
-        f"away and training silently does little. {fix}"
-    )
 
 
 def make_training_arguments(

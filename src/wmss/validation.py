@@ -3,7 +3,8 @@
 `setting(0.5, valid="(0, 1]")` (or `choices=(...)`) makes a dataclass field that carries what it accepts;
 `check_settings` checks every such field of an object and names the first bad one the way its caller spells it
 (`'wmss.lam'` in a YAML config, `'WMSSConfig.mix_lambda'` in the TRL-style trainer). Ranges read as they print:
-`"> 0"`, `">= 1"`, `"(0, 1]"`, `"[0, 1)"`; a field typed `... | None` may also be null.
+`"> 0"`, `">= 1"`, `"(0, 1]"`, `"[0, 1)"`; a field typed `... | None` may also be null. `check_master_weights`
+is the one guard against training bf16/fp16 weights in place, for a config's dtype and a trainer's weights.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import dataclasses
 import math
 import re
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from wmss.errors import ConfigError
 
+# Weights in these dtypes lose most small updates to rounding when an optimizer writes them in place.
+LOW_PRECISION_DTYPES = ("bfloat16", "float16")
 _BOUND = re.compile(r"^(>=|>|<=|<) *(-?[\d.]+)$")
 _INTERVAL = re.compile(r"^([\[(]) *(-?[\d.]+) *, *(-?[\d.]+) *([\])])$")
 
@@ -95,3 +98,16 @@ def check_settings(obj: Any, name: Callable[[str], str] = str) -> None:
 def settings_of(cls: type, values: Any) -> Any:
     """An instance of the settings dataclass `cls` holding the same-named fields of `values`, taken whole."""
     return cls(**{f.name: getattr(values, f.name) for f in dataclasses.fields(cls)})
+
+
+def check_master_weights(
+    dtypes: Iterable[Any], learning_rate: float, allowed: bool, where: str, fix: str
+) -> None:
+    """Refuse to let a plain optimizer update bf16/fp16 weights in place (the one guard), unless `allowed`."""
+    low = sorted({str(d) for d in dtypes if str(d).removeprefix("torch.") in LOW_PRECISION_DTYPES})
+    if not low or allowed:
+        return
+    raise ConfigError(
+        f"{where} would update {', '.join(low)} weights in place: at lr {learning_rate:g} most updates round "
+        f"away and training silently does little. {fix}"
+    )

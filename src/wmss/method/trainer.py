@@ -33,8 +33,7 @@ from wmss.method.joint_model import JOINT_MARKER, JointModel
 from wmss.method.lora import STRONG, WEAK, adapter_grad_norms, adapter_logits, add_wmss_adapters, use_adapter
 from wmss.method.mixed_loss import mixed_logit_cross_entropy
 from wmss.method.settings import CurriculumSettings, JointSettings
-from wmss.training import check_master_weights
-from wmss.validation import check_settings, check_value
+from wmss.validation import check_master_weights, check_settings, check_value
 
 logger = logging.getLogger(__name__)
 
