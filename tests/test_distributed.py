@@ -51,7 +51,7 @@ def _torchrun(*args: str, cwd) -> None:
 
 def test_two_process_joint_matches_one_process(tmp_path, tiny_model_dir, tiny_model_dir_2, train_jsonl):
     config = load_config(None, [f"data.train={train_jsonl}", *_settings(4)])
-    run_joint(config, str(tiny_model_dir), str(tiny_model_dir_2), tmp_path / "one")
+    run_joint(config, config.wmss.joint, str(tiny_model_dir), str(tiny_model_dir_2), tmp_path / "one")
     models = ["--weak", str(tiny_model_dir), "--strong", str(tiny_model_dir_2), "--data", str(train_jsonl)]
     overrides = [arg for setting in _settings(2) for arg in ("--set", setting)]
     _torchrun("joint", *models, "--output", str(tmp_path / "two"), *overrides, cwd=tmp_path)

@@ -169,7 +169,9 @@ def joint(args: argparse.Namespace) -> None:
         args.overrides = [*args.overrides, "wmss.weak_trainable=false"]
     config = config_from_args(args, {"lam": "wmss.lam", **DATA_FLAGS})
     require(config, "data.train")
-    path = run_joint(config, args.weak, args.strong, args.output, curriculum=args.curriculum)
+    path = run_joint(
+        config, config.wmss.joint, args.weak, args.strong, args.output, curriculum=args.curriculum
+    )
     print(
         f"joint models written to {path} (strong) and {path}/weak; extract with `wmss extract --joint {args.output}`"
     )

@@ -23,7 +23,7 @@ from trl import SFTConfig, SFTTrainer
 from wmss.config import RunConfig, TrainConfig, require
 from wmss.data.cache import source_state
 from wmss.io import Inputs, check_not_input, ensure_directory
-from wmss.method.settings import CurriculumSettings
+from wmss.method.settings import CurriculumSettings, JointSettings
 from wmss.method.trainer import WMSSConfig
 from wmss.models import check_model_path, load_tokenizer
 from wmss.phases.common import load_training_data
@@ -182,27 +182,30 @@ class StageGraph:
         weak: Artifact,
         strong: Artifact,
         curriculum: Artifact | None,
+        settings: JointSettings,
         config: RunConfig | None = None,
     ) -> Artifact:
         """Phase 3: weak + strong trained on mixed logits over the curriculum's draws -> directory/final."""
         config = config or self.config
-        settings = {
+        recorded = {
             "train": _train_settings(config.joint),
             "model": self.model_settings,
             "weak": self.ref(weak.path),
             "strong": self.ref(strong.path),
-            **config.wmss.joint.fingerprint(),
+            **settings.fingerprint(),
         }
         if curriculum is None:
-            settings["data"] = self.data  # without a curriculum the data is read directly
+            recorded["data"] = self.data  # without a curriculum the data is read directly
         drawn = curriculum.path if curriculum else None
 
         def run(callbacks: Sequence[TrainerCallback]) -> Path:
             weak_path, strong_path = str(weak.path), str(strong.path)
-            return run_joint(config, weak_path, strong_path, directory, drawn, callbacks, self.cache)
+            return run_joint(
+                config, settings, weak_path, strong_path, directory, drawn, callbacks, self.cache
+            )
 
         upstream = depends_on(weak.stage, strong.stage, curriculum.stage if curriculum else None)
-        self.add(Stage(name, directory, settings, upstream, final_dir(directory), run))
+        self.add(Stage(name, directory, recorded, upstream, final_dir(directory), run))
         return Artifact(directory, name)
 
     def extract(self, name: str, joint: Artifact, branch: str, output: Path) -> Artifact:
@@ -227,7 +230,9 @@ def algorithm_1(graph: StageGraph) -> Iterator[Round]:
         curriculum = graph.curriculum(  # Eq. 9-10: weights, then the active set drawn with replacement
             prefix + "curriculum", directory / "curriculum", entropies, config.wmss.curriculum
         )
-        joint = graph.joint(prefix + "joint", directory / "joint", weak, strong, curriculum)  # Eq. 11-12
+        joint = graph.joint(  # Eq. 11-12: weak and strong trained on their mixed logits
+            prefix + "joint", directory / "joint", weak, strong, curriculum, config.wmss.joint
+        )
         model = graph.extract(prefix + "extract", joint, "strong", directory / "model")  # M_{t+1}
         yield Round(t, directory, prefix, weak, strong, curriculum, joint, model)
         weak, strong = strong, model

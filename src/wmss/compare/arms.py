@@ -86,7 +86,8 @@ def _undial_stages(arm: Arm, at: ArmStart) -> ArmStages:
 def _joint_stages(arm: Arm, at: ArmStart) -> ArmStages:
     # The same two steps as a round of Algorithm 1: joint training, then the strong branch extracted.
     weak = Artifact(Path(arm.weak)) if arm.weak else at.m0
-    joint = at.graph.joint(at.stage, at.directory / "joint", weak, at.m1, at.curriculum, arm.config)
+    settings = arm.config.wmss.joint
+    joint = at.graph.joint(at.stage, at.directory / "joint", weak, at.m1, at.curriculum, settings, arm.config)
     model = at.graph.extract(at.stage + ".extract", joint, "strong", at.directory / "model")
     return ArmStages(model, joint.path, [at.stage, model.stage], joint)
 

@@ -17,6 +17,7 @@ from wmss.data import TrainingData, make_collator
 from wmss.data.encode import with_loss_tokens
 from wmss.errors import ConfigError, DataError
 from wmss.io import ensure_directory
+from wmss.method.settings import JointSettings
 from wmss.method.trainer import WMSSConfig, WMSSTrainer
 from wmss.models import check_model_path, check_same_vocabulary, load_causal_lm, load_tokenizer
 from wmss.phases.common import (
@@ -57,6 +58,7 @@ def active_dataset(data: TrainingData, curriculum: dict[str, Any] | None) -> Dat
 
 def run_joint(
     config: RunConfig,
+    settings: JointSettings,
     weak_path: str,
     strong_path: str,
     output_dir: str | Path,
@@ -64,7 +66,11 @@ def run_joint(
     callbacks: Sequence[TrainerCallback] = (),
     data_cache: Path | None = None,
 ) -> Path:
-    """Train weak+strong jointly and write `<output_dir>/final` (strong) and `final/weak`; resumes if interrupted."""
+    """Train weak+strong jointly and write `<output_dir>/final` (strong) and `final/weak`; resumes if interrupted.
+
+    `settings` is what the stage computes (Eq. 11-12); `config` says how it trains (`config.joint`), on which
+    data and with which models.
+    """
     started = time.time()
     if config.joint.neftune_noise_alpha is not None:
         raise ConfigError(
@@ -72,7 +78,6 @@ def run_joint(
         )
     inputs = {"the weak model": weak_path, "the strong model": strong_path, "the curriculum": curriculum}
     layout = StageLayout(ensure_directory(output_dir, {**inputs, **data_inputs(config)}, replaces=True))
-    settings = config.wmss.joint  # what the stage computes; config.joint is how it trains
     # Inputs and settings are checked before the data is tokenised: a bad model, curriculum or setting (an
     # unknown `extra` key) costs no work.
     for path in (strong_path, weak_path) if settings.weak_control != "uniform" else (strong_path,):
