@@ -151,6 +151,24 @@ def summarize_gradient_norms(plain: Tensor, mixed: Tensor, lam: float) -> dict[s
     return summary
 
 
+def _paired_chunks(
+    strong_logits: Tensor, weak_logits: Tensor, labels: Tensor, ignore_index: int
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Strong rows, weak rows and targets of the trained positions of [B, T, V] logits, a chunk at a time."""
+    _check_shapes(strong_logits, labels)
+    if weak_logits.shape != strong_logits.shape:
+        raise ValueError(
+            f"strong and weak logits differ in shape: {tuple(strong_logits.shape)} vs {tuple(weak_logits.shape)}"
+        )
+    chunks = zip(
+        _trained_chunks(strong_logits, labels, ignore_index, defaults.CHUNK_SIZE),
+        _trained_chunks(weak_logits, labels, ignore_index, defaults.CHUNK_SIZE),
+        strict=True,
+    )
+    for (strong, targets), (weak, _) in chunks:
+        yield strong, weak, targets
+
+
 def gradient_probe(
     strong_logits: Tensor,
     weak_logits: Tensor,
@@ -159,18 +177,8 @@ def gradient_probe(
     ignore_index: int = defaults.IGNORE_INDEX,
 ) -> dict[str, float]:
     """Summary of per-position ||∂L/∂z_strong|| under plain CE and under mixed-logit CE (not divided by N)."""
-    _check_shapes(strong_logits, labels)
-    if weak_logits.shape != strong_logits.shape:
-        raise ValueError(
-            f"strong and weak logits differ in shape: {tuple(strong_logits.shape)} vs {tuple(weak_logits.shape)}"
-        )
     plain, mixed = [], []
-    chunks = zip(
-        _trained_chunks(strong_logits, labels, ignore_index, defaults.CHUNK_SIZE),
-        _trained_chunks(weak_logits, labels, ignore_index, defaults.CHUNK_SIZE),
-        strict=True,
-    )
-    for (strong, targets), (weak, _) in chunks:
+    for strong, weak, targets in _paired_chunks(strong_logits, weak_logits, labels, ignore_index):
         p, m = gradient_norms(strong, weak, targets, lam)
         plain.append(p)
         mixed.append(m)
@@ -254,18 +262,8 @@ def mixing_stats(
     ignore_index: int = defaults.IGNORE_INDEX,
 ) -> dict[str, float]:
     """Token-level premises of WMSS over trained positions of [B, T, V] logits (causal labels): see MIXING_STATS."""
-    _check_shapes(strong_logits, labels)
-    if weak_logits.shape != strong_logits.shape:
-        raise ValueError(
-            f"strong and weak logits differ in shape: {tuple(strong_logits.shape)} vs {tuple(weak_logits.shape)}"
-        )
     sums: dict[str, float] = {}
-    chunks = zip(
-        _trained_chunks(strong_logits, labels, ignore_index, defaults.CHUNK_SIZE),
-        _trained_chunks(weak_logits, labels, ignore_index, defaults.CHUNK_SIZE),
-        strict=True,
-    )
-    for (strong, targets), (weak, _) in chunks:
+    for strong, weak, targets in _paired_chunks(strong_logits, weak_logits, labels, ignore_index):
         sums = add_sums(sums, mixing_stat_sums(strong, weak, targets, lam))
     return finish_mixing_stats(sums)
 

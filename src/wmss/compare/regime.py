@@ -29,15 +29,13 @@ from wmss.compare.diagnostics import diagnose, model_mixing_stats
 from wmss.compare.evaluation import HELDOUT, evaluate_model, read_outcomes
 from wmss.compare.stats import paired_bootstrap
 from wmss.config import RunConfig, require
-from wmss.data import TrainingData, make_collator
 from wmss.errors import ConfigError, DataError
 from wmss.eval.datasets import load_records_file
 from wmss.io import atomic_write_json, atomic_write_text, ensure_directory, iter_json_rows
 from wmss.method.curriculum import EQ10_WEIGHTINGS, WEIGHTINGS, effective_sample_sizes
-from wmss.method.entropy import dataset_entropies
-from wmss.models import check_model_path, load_causal_lm, load_tokenizer
+from wmss.models import check_model_path, load_tokenizer
 from wmss.phases.common import load_training_data
-from wmss.training import process_state
+from wmss.phases.entropy_file import model_entropies
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
@@ -219,20 +217,6 @@ def regime_markdown(section: Mapping[str, Any], heading: str = "##") -> list[str
 SATURATION_STATS = ("target_logit", "distractor_logit_mean", "margin", "gap")
 
 
-def _entropies(
-    config: RunConfig, model_path: str, training: TrainingData, tokenizer: Any
-) -> dict[int, float]:
-    model = load_causal_lm(model_path, config.model).to(process_state().device)
-    scores = dataset_entropies(
-        model,
-        training.dataset,
-        make_collator(tokenizer),
-        batch_size=config.wmss.entropy_batch_size,
-        chunk_size=config.wmss.loss_chunk_size,
-    )
-    return {idx: h for idx, (h, _) in zip(training.dataset["idx"], scores, strict=True)}
-
-
 class _Evaluator:
     """Greedy outcomes of models on the validation file, each written once under OUTPUT/eval (resumable)."""
 
@@ -270,8 +254,10 @@ def run_regime(
     output = ensure_directory(output, {**models, "the training data": config.data.train})
     tokenizer = load_tokenizer(strong, config.model)
     training = load_training_data(config, tokenizer, output / "data_cache")
-    h_weak = _entropies(config, weak, training, tokenizer)
-    h_strong = _entropies(config, strong, training, tokenizer)
+    h_weak, h_strong = (
+        {i: h for i, (h, _) in model_entropies(config, model, training, tokenizer).items()}
+        for model in (weak, strong)
+    )
     ids = sorted(h_weak)
     w = config.wmss
     sample = sample_level(

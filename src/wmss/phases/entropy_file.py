@@ -1,6 +1,7 @@
 """The entropy file of one model: its per-sample mean completion entropy (Eq. 3/8) over the training data.
 
-`run_entropy` scores the configured data (sharded across processes) and writes the file, keyed by idx;
+`run_entropy` scores the configured data (sharded across processes, `model_entropies`) and writes the file, keyed
+by idx;
 `read_entropy_file` reads one back, checking every field.
 """
 
@@ -11,8 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
+
 from wmss.config import RunConfig
-from wmss.data import make_collator
+from wmss.data import TrainingData, make_collator
 from wmss.errors import DataError
 from wmss.io import atomic_write_json, ensure_output_file, read_json_object
 from wmss.method.entropy import dataset_entropies
@@ -21,6 +24,23 @@ from wmss.phases.common import data_inputs, load_training_data
 from wmss.training import process_state
 
 logger = logging.getLogger(__name__)
+
+
+def model_entropies(
+    config: RunConfig, model_path: str, data: TrainingData, tokenizer: Any, state: PartialState | None = None
+) -> dict[int, tuple[float, int]]:
+    """(mean completion entropy, scored tokens) of every sample of tokenised training data under one model, by idx."""
+    state = state or process_state()
+    model = load_causal_lm(model_path, config.model).to(state.device)
+    scores = dataset_entropies(
+        model,
+        data.dataset,
+        make_collator(tokenizer),
+        batch_size=config.wmss.entropy_batch_size,
+        chunk_size=config.wmss.loss_chunk_size,
+        state=state,
+    )
+    return dict(zip(data.dataset["idx"], scores, strict=True))
 
 
 def run_entropy(
@@ -33,16 +53,7 @@ def run_entropy(
     check_model_path(model_path)
     tokenizer = load_tokenizer(model_path, config.model)
     data = load_training_data(config, tokenizer, data_cache)
-    model = load_causal_lm(model_path, config.model).to(state.device)
-    scores = dataset_entropies(
-        model,
-        data.dataset,
-        make_collator(tokenizer),
-        batch_size=config.wmss.entropy_batch_size,
-        chunk_size=config.wmss.loss_chunk_size,
-        state=state,
-    )
-    values = dict(zip(data.dataset["idx"], scores, strict=True))
+    values = model_entropies(config, model_path, data, tokenizer, state)
     if state.is_main_process:
         idx = sorted(values)
         atomic_write_json(
