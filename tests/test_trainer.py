@@ -191,3 +191,31 @@ def test_a_damaged_checkpoint_is_named_with_the_way_out(tmp_path, tiny_model_dir
         WMSSTrainer(model=str(tiny_model_dir), args=args, **kwargs).train(
             resume_from_checkpoint=str(checkpoint)
         )
+
+
+def test_curriculum_weighting_reads_eq10_as_the_pipeline_does(tmp_path, tiny_model_dir, tokenizer):
+    from wmss.method.curriculum import build_curriculum, paper_eq10_weights
+
+    data = _dataset()
+    rng = np.random.default_rng(1)
+    entropies = (rng.uniform(0.1, 2.0, len(data)), rng.uniform(0.1, 2.0, len(data)))
+    kwargs = {"model": str(tiny_model_dir), "weak_model": str(tiny_model_dir), "processing_class": tokenizer}
+    args = _args(tmp_path, curriculum=True, curriculum_weighting="paper_eq10")
+    trainer = WMSSTrainer(args=args, train_dataset=data, entropies=entropies, **kwargs)
+    # The trainer draws with the pipeline's builder, from its settings under their own names.
+    expected = build_curriculum(*entropies, args.curriculum_settings)
+    assert args.curriculum_settings.weighting == "paper_eq10"
+    np.testing.assert_allclose(expected.weights, paper_eq10_weights(*entropies))
+    drawn = trainer.full_train_dataset.select(expected.draws.tolist())
+    assert trainer.train_dataset["input_ids"] == drawn["input_ids"]
+    with pytest.warns(FutureWarning, match="'paper' is now called 'authors_code'"):
+        assert _args(tmp_path, curriculum_weighting="paper").curriculum_weighting == "authors_code"
+    with pytest.raises(ConfigError, match=r"'WMSSConfig\.curriculum_weighting' must be one of"):
+        _args(tmp_path, curriculum_weighting="adaboost")
+
+
+def test_settings_are_checked_under_the_trainers_own_names(tmp_path):
+    for field, value in (("mix_lambda", 0.0), ("curriculum_beta", -1.0), ("sample_multiplier", 0.0)):
+        with pytest.raises(ConfigError, match=f"'WMSSConfig.{field}' must be"):
+            _args(tmp_path, **{field: value})
+    assert WMSSConfig.arguments_for(_args(tmp_path, mix_lambda=0.3).joint_settings)["mix_lambda"] == 0.3
