@@ -29,6 +29,7 @@ from wmss.stages import MANIFEST
 
 # Flags that name a config key: argparse destination -> dotted key.
 DATA_FLAGS = {"data": "data.train", "system_prompt": "data.system_prompt"}
+MIXING_FLAGS = {"lam": "wmss.lam", **DATA_FLAGS}  # commands that mix weak and strong logits
 RUN_FLAGS = {"model": "model.base", "data": "data.train", "output": "pipeline.output_dir"}
 
 
@@ -167,7 +168,7 @@ def joint(args: argparse.Namespace) -> None:
     """Run `wmss joint`."""
     if args.freeze_weak:
         args.overrides = [*args.overrides, "wmss.weak_trainable=false"]
-    config = config_from_args(args, {"lam": "wmss.lam", **DATA_FLAGS})
+    config = config_from_args(args, MIXING_FLAGS)
     require(config, "data.train")
     path = run_joint(
         config, config.wmss.joint, args.weak, args.strong, args.output, curriculum=args.curriculum
@@ -292,7 +293,7 @@ def diagnose_options(parser: argparse.ArgumentParser) -> None:
 
 def diagnose(args: argparse.Namespace) -> None:
     """Run `wmss diagnose`."""
-    config = config_from_args(args, {"lam": "wmss.lam", **DATA_FLAGS})
+    config = config_from_args(args, MIXING_FLAGS)
     require(config, "data.train")
     result = diagnostics.diagnose(
         _models(args.models),
@@ -337,7 +338,7 @@ def regime(args: argparse.Namespace) -> None:
     """Run `wmss regime`."""
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
-    config = config_from_args(args, {"lam": "wmss.lam", **DATA_FLAGS})
+    config = config_from_args(args, MIXING_FLAGS)
     section = run_regime(
         config,
         args.weak,
