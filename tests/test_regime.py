@@ -1,4 +1,4 @@
-"""Premise checks: the gates of wmss.premises, the regime measurements, `wmss regime` end to end on tiny models."""
+"""Premise checks: the gates of wmss.compare.premises, the regime measurements, `wmss regime` end to end on tiny models."""
 
 from __future__ import annotations
 

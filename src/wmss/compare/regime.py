@@ -119,7 +119,7 @@ def gates(
     token: Mapping[str, Any] | None,
     probe: Mapping[str, Any] | None,
 ) -> list[premises.Premise]:
-    """Every premise of `wmss.premises` from what was measured (None where a part was not)."""
+    """Every premise of `wmss.compare.premises` from what was measured (None where a part was not)."""
     return [
         premises.weak_softer(sample["frac_entropy_reduced"] if sample else None),
         premises.mix_lowers_target(token["frac_mix_lowers_target"] if token else None),

@@ -2,7 +2,7 @@
 statistics, curriculum statistics and plots, as report.json + report.md + plots/*.png.
 
 Every number comes from the run directory: per-problem outcomes of greedy generations, stage summaries, metric logs,
-entropy and curriculum files, diagnostics. Wording follows the intervals (`wmss.stats.describe_difference`).
+entropy and curriculum files, diagnostics. Wording follows the intervals (`wmss.compare.stats.describe_difference`).
 """
 
 from __future__ import annotations

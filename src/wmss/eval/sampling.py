@@ -158,7 +158,7 @@ def summarize_samples(
 
 
 def pass_at_k_curve(metrics: dict[str, Any]) -> dict[int, float]:
-    """{k: pass@k} from a `sample_metrics` / `summarize_samples` result, for `wmss.plots.plot_pass_at_k`."""
+    """{k: pass@k} from a `sample_metrics` / `summarize_samples` result, for `wmss.compare.plots.plot_pass_at_k`."""
     return {
         int(key.removeprefix("pass@")): value for key, value in metrics.items() if key.startswith("pass@")
     }
