@@ -125,3 +125,9 @@ def test_properties(seed: int, lam: float, scale: float) -> None:
     assert same["frac_mix_lowers_target"] == 0.0
     if math.isclose(lam, 1.0):
         assert got["frac_mix_lowers_target"] == 0.0
+
+
+def test_public_address() -> None:
+    from wmss import diagnostics as public
+
+    assert public.mixing_stats is mixing_stats and public.logit_stats is diagnostics.logit_stats
