@@ -105,9 +105,17 @@ PRESETS: dict[str, DemoPreset] = {
         max_new_tokens=40,
         diagnostics_samples=8,
     ),
-    # M0 reached 21.0% of the first 300 held-out problems at 1,750 mid-training steps (17.3% at 1,500).
-    # Phase 1 by the saturation rule (`wmss demo --phase1-search`, 2026-12-05): at 4 epochs, the first grid point,
-    # M1 solved 41.0% of the 500 validation problems and one more epoch of plain SFT 42.8% (gain +1.8 points,
-    # 95% CI [-1.8, +5.4]): saturated by the rule.
-    "default": DemoPreset(n_train=800, n_test=1000, midtrain_steps=1750, phase1_epochs=4.0),
+    # M0 and Phase 1 by the rules of wmss.demo.m0_search and wmss.demo.phase1 (`wmss demo --m0-search`,
+    # 2026-12-05; validation split and training data only). Mid-training checkpoints from 1,750 steps down, each with
+    # its own saturated M1 (Phase 1 epochs, M1's validation accuracy) and the weak-model gates (ΔH < 0 on samples,
+    # P_mix(y) < P_s(y) on tokens, weak margin <= strong on tokens; thresholds 0.8 / 0.5 / 0.5):
+    #   1,750 steps (M0 20.2%): 8 epochs, 61.0%; 0.938 / 0.413 / 0.640  fails
+    #   1,500 steps (M0 20.8%): 8 epochs, 60.8%; 0.921 / 0.445 / 0.694  fails
+    #   1,250 steps (M0 18.4%): 8 epochs, 62.4%; 0.985 / 0.481 / 0.620  fails
+    #   1,000 steps (M0 12.8%): 4 epochs, 35.6%; 0.729 / 0.462 / 0.599  fails
+    #     750 steps (M0  7.2%): 4 epochs, 17.4%; 0.728 / 0.411 / 0.529  fails
+    #     500 steps (M0  3.4%): 4 epochs, 10.6%; 0.596 / 0.435 / 0.536  fails
+    #     250 steps (M0  3.2%): 4 epochs,  7.8%; 0.826 / 0.635 / 0.676  holds: the pick
+    # At 4 epochs, M1 (7.8%) and one more epoch of plain SFT (8.0%) differ by +0.2 points [-2.4, +3.0].
+    "default": DemoPreset(n_train=800, n_test=1000, midtrain_steps=250, phase1_epochs=4.0),
 }
