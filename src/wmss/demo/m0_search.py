@@ -7,7 +7,7 @@ before any arm was compared on the new design:
   recipe's constant rate (so the k-step checkpoint is the k-step recipe; 0 is pretraining alone). A weaker
   checkpoint of the same model is what Algorithm 1 itself uses as the weak model in later rounds.
 - From the most to the fewest steps: Phase 1's saturation rule (wmss.demo.phase1) on the validation split, then
-  the sample- and token-level premises (wmss.regime) of the candidate against its own saturated M1, on the
+  the sample- and token-level premises (wmss.compare.regime) of the candidate against its own saturated M1, on the
   training data.
 - M0 is the first (most trained) candidate at which the three weak-model gates hold (`weak_softer_samples`,
   `mix_lowers_target_tokens`, `weak_margin_le_strong_tokens`). If none does, the most trained one is kept and
