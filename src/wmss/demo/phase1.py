@@ -12,18 +12,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from wmss.compare.arms import M1
 from wmss.compare.comparison import run_compare
 from wmss.compare.premises import is_saturated
 from wmss.config import load_config
-from wmss.demo.presets import DemoPreset
 from wmss.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 PROBE = "sft_continued_plain"
+
+
+class EpochGrid(Protocol):
+    """A preset with a Phase-1 epoch grid: the tiny demo's (`DemoPreset`) or the real-model study's."""
+
+    @property
+    def phase1_epoch_grid(self) -> tuple[float, ...]:
+        """The epoch counts the rule tries, in any order."""
+        ...
 
 
 def _grid_point(
@@ -58,7 +66,7 @@ def _grid_point(
 
 
 def saturation_search(
-    preset: DemoPreset, settings: dict[str, Any], paths: dict[str, str], output: Path
+    preset: EpochGrid, settings: dict[str, Any], paths: dict[str, str], output: Path
 ) -> dict[str, Any]:
     """Run the rule over the preset's epoch grid under `output` and return every grid point and the pick."""
     points = []
