@@ -1,8 +1,9 @@
-"""`make bench`: every comparison of issue 10, each side by side in its own process, then one table of ratios.
+"""`make bench`: every comparison of issues 10 and 20, each side by side in its own process, then one table.
 
     python benchmarks/run_all.py [--device cuda] [--repeats 3] [--quick]
 
-`--quick` shrinks the sizes (T=1024 for the loss) for a smoke run; the goals are stated for the defaults.
+`--quick` shrinks the sizes (T=1024 for the loss, 16 problems for greedy evaluation) for a smoke run; the goals
+are stated for the defaults.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def run(script: str, args: list[str]) -> dict:
 
 
 def main() -> None:
-    """Run the loss and step benchmarks and print the summary with the goals."""
+    """Run the loss, step and greedy-evaluation benchmarks and print the summary with the goals."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -53,6 +54,35 @@ def main() -> None:
         rows.append((f"joint step / SFT step, co-trained (V={vocab})", step["joint"]["ratio"], "<= 2.10"))
         rows.append((f"joint step / SFT step, frozen weak (V={vocab})", step["frozen"]["ratio"], "<= 1.40"))
         rows.append((f"entropy pass / plain forward (V={vocab})", step["entropy"]["ratio"], "<= 1.10"))
+    # Greedy generations are deterministic: one timed pass per setting (each takes minutes on a real model).
+    greedy = run(
+        "bench_greedy_eval.py",
+        ["--repeats", "1"]
+        + (["--device", args.device] if args.device else [])
+        + (["--problems", "16"] if args.quick else []),
+    )
+    study, before = greedy["results"]["study"], greedy["results"]["before"]
+    rows.append(
+        (
+            f"greedy eval, study / before: problems/min ({greedy['problems']} problems)",
+            study["problems_per_min"] / before["problems_per_min"],
+            ">= 1.00",
+        )
+    )
+    rows.append(
+        (
+            "greedy eval, study: tokens/s | problems/min",
+            f"{study['tokens_per_s']:.1f} | {study['problems_per_min']:.1f}",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "greedy eval, identical outputs up to </answer>",
+            f"{study['identical_outputs']} of {greedy['problems']}",
+            "all",
+        )
+    )
     print("\nsummary (ratios measured side by side in one process per comparison; medians)")
     print(f"{'comparison':58}{'measured':>16}  goal")
     for name, value, goal in rows:
