@@ -300,9 +300,16 @@ def test_default_path_is_unchanged(random_model, tokenizer, monkeypatch) -> None
     monkeypatch.setattr(random_model, "generate", spy)
     settings_ = {"batch_size": 2, "max_new_tokens": 5, "temperature": 0.5, "top_p": 0.95}
     plain = HFBackend(random_model, tokenizer, **settings_).generate(PROMPTS, n=2)
-    # generate's own default: no processor of ours, no return_dict/output_logits on the default path.
+    # generate's own default: no processor of ours, no return_dict/output_logits on the default path; only the
+    # stop at the closing answer tag.
     assert calls[0]["logits_processor"] is None
-    assert sorted(calls[0]) == ["attention_mask", "generation_config", "input_ids", "logits_processor"]
+    assert sorted(calls[0]) == [
+        "attention_mask",
+        "generation_config",
+        "input_ids",
+        "logits_processor",
+        "stopping_criteria",
+    ]
     assert not calls[0]["generation_config"].return_dict_in_generate
     measured = HFBackend(random_model, tokenizer, token_entropy=True, **settings_).generate(PROMPTS, n=2)
     assert all(g.mean_entropy is None for samples in plain for g in samples)
