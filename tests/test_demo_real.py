@@ -133,6 +133,22 @@ def test_transfer_subsets_are_fixed_samples_the_loader_reads(tmp_path):
             assert (record.question, record.gold) == (full[record.id].question, full[record.id].gold)
 
 
+def test_phase1_search_alone_prints_the_grid_and_writes_no_study(tmp_path, monkeypatch, capsys):
+    point = {"epochs": 1.0, "m1_accuracy": 0.2, "probe_accuracy": 0.2, "gain": 0.0, "gain_ci": [-0.01, 0.01]}
+    selection = {
+        "grid": [{**point, "saturated": True, "seconds": 60.0}],
+        "chosen_epochs": 1.0,
+        "saturated": True,
+    }
+    calls = []
+    monkeypatch.setattr(real, "smollm2_checkpoint", lambda: tmp_path / "m0")
+    monkeypatch.setattr(real, "cached_phase1", lambda *a: calls.append(a) or {**selection, "cache": "c"})
+    out = tmp_path / "study"
+    assert main(["demo", "--preset", "smollm2-smoke", "--phase1-search", "--output", str(out)]) == 0
+    assert len(calls) == 1 and not out.exists()
+    assert "| 1 | 20.0 | 20.0 | +0.0 [-1.0, +1.0] | yes | 1.0 |" in capsys.readouterr().out
+
+
 def test_missing_package_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(smollm2, "PACKAGE", "wmss_no_such_package")
     assert main(["demo", "--preset", "smollm2-smoke", "--output", str(tmp_path / "run")]) == 2

@@ -348,7 +348,8 @@ def _phase1_lines(phase1: dict[str, Any]) -> list[str]:
         low, high = p["gain_ci"]
         lines.append(
             f"| {p['epochs']:g} | {100 * p['m1_accuracy']:.1f} | {100 * p['probe_accuracy']:.1f} | "
-            f"{100 * p['gain']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] | "
+            # + 0.0: a gain of exactly nothing prints as +0.0, not -0.0.
+            f"{100 * p['gain'] + 0.0:+.1f} [{100 * low + 0.0:+.1f}, {100 * high + 0.0:+.1f}] | "
             f"{'yes' if p['saturated'] else 'no'} | {p['seconds'] / 60:.1f} |"
         )
     return lines
@@ -432,9 +433,15 @@ def run_real_demo(
 
 
 def run_cli(args: argparse.Namespace) -> None:
-    """Run `wmss demo --preset smollm2` (or `smollm2-smoke`)."""
+    """Run `wmss demo --preset smollm2` (or `smollm2-smoke`); with --phase1-search only its cached Phase 1."""
     output = Path(args.output)
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.phase1_search:
+        preset = REAL_PRESETS[args.preset]
+        task = make_task(preset, args.data_seed)
+        phase1 = cached_phase1(preset, task, smollm2_checkpoint(), study_settings(preset, seeds))
+        print("\n".join(_phase1_lines(phase1)).strip())
+        return
     data_dir = Path(args.data_dir) if args.data_dir else None
     report = run_real_demo(args.preset, output, seeds, args.data_seed, data_dir)
     # The premises come first: a verdict outside the paper's regime does not test its claim.
