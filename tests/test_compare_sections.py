@@ -25,6 +25,7 @@ def _diff(low: float, high: float) -> dict[str, float]:
         ((0.01, 0.05), (0.01, 0.03), (-0.1, 0.1), "corrected"),
         ((-0.01, 0.05), (0.01, 0.03), (-0.1, 0.1), "broader"),
         ((-0.01, 0.05), (-0.02, 0.03), (-0.1, 0.1), "neither"),
+        ((-0.05, -0.01), (-0.05, -0.01), (-0.3, -0.1), "less accurate"),
     ],
 )
 def test_sharpening_follows_the_intervals(p1, p8, distinct, word):

@@ -97,6 +97,8 @@ def sharpening_sentence(row: str, reference: str, diffs: dict[str, dict[str, flo
         return f"{row} vs {reference}: corrected, it solves more problems at every k ({detail})."
     if pk > 0:
         return f"{row} vs {reference}: broader, more problems solved by some sample ({detail})."
+    if p1 < 0:
+        return f"{row} vs {reference}: less accurate per sample ({detail})."
     return f"{row} vs {reference}: neither sharpened nor corrected significantly ({detail})."
 
 
