@@ -189,7 +189,7 @@ def regime_markdown(section: Mapping[str, Any], heading: str = "##") -> list[str
     token = section.get("token_level")
     if token:
         lines.append(
-            f"- Tokens ({token['n_positions']} trained positions): weak more uncertain on "
+            f"- Tokens ({token['n_positions']:.0f} trained positions): weak more uncertain on "
             f"{100 * token['frac_weak_more_uncertain']:.1f}%, mixing lowers P(y) on "
             f"{100 * token['frac_mix_lowers_target']:.1f}%, weak margin <= strong on "
             f"{100 * token['frac_weak_margin_le_strong']:.1f}%, weak confidently wrong (p > 0.9) on "
@@ -211,7 +211,7 @@ def regime_markdown(section: Mapping[str, Any], heading: str = "##") -> list[str
             f"{point['distractor_logit_mean']:.2f}, margin {point['margin']:.2f}"
             + (f", validation accuracy {100 * accuracy:.1f}%" if accuracy is not None else "")
         )
-    return lines
+    return [*lines, ""]
 
 
 SATURATION_STATS = ("target_logit", "distractor_logit_mean", "margin", "gap")
