@@ -103,6 +103,13 @@ def test_plan_has_one_stage_per_arm_seed_and_evaluation(tiny_model_dir, train_js
     )
     shared = build_plan(shared_config, tmp_path / "cmp2")
     assert [s.name for s in shared.stages if s.name.endswith(".sft")] == ["phase1.sft"]
+    # One M1 for every seed: evaluated once, and every seed reads that evaluation.
+    assert [s.name for s in shared.stages if s.name.endswith("eval.m1")] == ["phase1.eval.m1"]
+    assert (
+        shared.evals[(0, "m1")]
+        == shared.evals[(1, "m1")]
+        == tmp_path / "cmp2" / "phase1" / "eval" / "m1.json"
+    )
 
 
 def test_compare_end_to_end_two_seeds(tiny_model_dir, train_jsonl, tmp_path, eval_file):

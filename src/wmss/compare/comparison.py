@@ -183,16 +183,19 @@ def _evaluate(
 ) -> None:
     """One seed's evaluations (and samples) of every model, its co-trained branches, premises and diagnostics."""
     c, prefix, seed_dir = graph.config.compare, f"seed{s.seed}.", graph.run_dir / f"seed-{s.seed}"
+    shared_m1 = c.shared_phase1 or bool(graph.config.model.sft)
     for row, model in s.models.items():
         if row == M1 and not c.evaluate_base_models:
             continue
         slug = stage_slug(row)
-        plan.evals[(s.seed, row)] = output = seed_dir / "eval" / f"{slug}.json"
-        graph.add(evaluations.stage(f"{prefix}eval.{slug}", model, output, s.config))
+        # A shared M1 is the same model for every seed: evaluated and sampled once, its outcomes stand for all.
+        at, where = ("phase1.", graph.run_dir / "phase1") if row == M1 and shared_m1 else (prefix, seed_dir)
+        plan.evals[(s.seed, row)] = output = where / "eval" / f"{slug}.json"
+        graph.add(evaluations.stage(f"{at}eval.{slug}", model, output, s.config))
         if c.sampling_problems > 0:
-            output = seed_dir / "sampling" / f"{slug}.json"
+            output = where / "sampling" / f"{slug}.json"
             plan.sampling.setdefault(row, []).append(output)
-            name = f"{prefix}sample.{slug}"
+            name = f"{at}sample.{slug}"
             graph.add(
                 sampling_stage(name, model, s.config, evaluations.records, output, evaluations.settings)
             )
