@@ -29,9 +29,8 @@ from _measure import emit
 
 from wmss.demo.presets import PRESETS
 from wmss.demo.real import REAL_PRESETS
-from wmss.demo.setup import SHIPPED_M0
+from wmss.demo.setup import SHIPPED_M0, demo_task
 from wmss.demo.smollm2 import default_cache_dir
-from wmss.demo.task import make_task
 from wmss.demo.word_problems import benchmark_records, make_word_problems
 from wmss.eval.backends import ANSWER_CLOSE, STOP_STRINGS, HFBackend
 from wmss.eval.prompting import build_prompt, format_question
@@ -50,17 +49,7 @@ def cached_smollm2() -> Path | None:
 def problems(model: Path, n: int) -> list[BenchmarkRecord]:
     """The held-out problems that go with the model: the demo's for the shipped M0, else the study's."""
     if model == SHIPPED_M0:
-        preset = PRESETS["default"]
-        task = make_task(
-            0,
-            preset.n_train,
-            preset.n_test,
-            min_steps=preset.min_steps,
-            max_steps=preset.max_steps,
-            max_start=preset.max_start,
-            max_operand=preset.max_operand,
-            distractor_prob=preset.distractor_prob,
-        )
+        task = demo_task(PRESETS["default"], 0)
         return [BenchmarkRecord(r["id"], r["question"], r["answer"], "numeric") for r in task.test[:n]]
     preset = REAL_PRESETS["smollm2"]
     task = make_word_problems(0, preset.n_train, preset.n_test, max_number=preset.max_number)

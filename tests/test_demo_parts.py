@@ -192,24 +192,27 @@ def test_mid_training_loss_covers_exactly_the_worked_solution(tokenizer):
         _completion_examples(tokenizer, [("other prompt", chat_text(tokenizer, question, answer))])
 
 
+# A base model small enough to pretrain in a second.
+MICRO = dataclasses.replace(
+    DemoPreset(n_train=4, n_test=2),
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=16,
+    pretrain_block_size=32,
+    pretrain_batch_size=4,
+    pretrain_warmup_steps=1,
+)
+
+
 def test_pretrain_base_model_is_loadable_and_deterministic(tmp_path, tokenizer):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from wmss.demo.base_model import pretrain_base_model
 
-    micro = dataclasses.replace(
-        DemoPreset(n_train=4, n_test=2),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        pretrain_block_size=32,
-        pretrain_batch_size=4,
-        pretrain_steps=3,
-        pretrain_warmup_steps=1,
-    )
+    micro = dataclasses.replace(MICRO, pretrain_steps=3)
     corpus = pretraining_corpus(seed=0, n=8)
     first = pretrain_base_model(tokenizer, corpus, tmp_path / "a", micro, seed=1, recipe={"r": 1})
     second = pretrain_base_model(tokenizer, corpus, tmp_path / "b", micro, seed=1, recipe={"r": 1})
@@ -248,20 +251,7 @@ def test_a_mid_training_snapshot_is_the_recipe_of_its_step_count(tmp_path, token
 
     from wmss.demo.base_model import pretrain_base_model
 
-    micro = dataclasses.replace(
-        DemoPreset(n_train=4, n_test=2),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        pretrain_block_size=32,
-        pretrain_batch_size=4,
-        pretrain_steps=2,
-        pretrain_warmup_steps=1,
-        midtrain_steps=3,
-    )
+    micro = dataclasses.replace(MICRO, pretrain_steps=2, midtrain_steps=3)
     corpus = pretraining_corpus(seed=0, n=8)
     easier = [(chat_prompt(tokenizer, q), chat_text(tokenizer, q, a)) for q, a in easier_problems(0, 12)]
     snapshots = tmp_path / "snapshots"

@@ -74,21 +74,23 @@ def demo_config(preset: DemoPreset, output: Path, seeds: list[int]) -> RunConfig
     return load_config(None, values={**demo_settings(preset, seeds), **paths})
 
 
+def _problem_shape(preset: DemoPreset) -> dict[str, Any]:
+    """How the preset's problems are drawn (steps, numbers, distractors): the same for every split."""
+    keys = ("min_steps", "max_steps", "max_start", "max_operand", "distractor_prob")
+    return {key: getattr(preset, key) for key in keys}
+
+
+def demo_task(preset: DemoPreset, data_seed: int) -> DemoTask:
+    """The preset's training and held-out splits for one data seed."""
+    return make_task(data_seed, preset.n_train, preset.n_test, **_problem_shape(preset))
+
+
 def task_and_corpus(
     preset: DemoPreset, data_seed: int, tokenizer: Any
 ) -> tuple[DemoTask, list[str], list[tuple[str, str]]]:
     """The task's splits, M0's pretraining corpus and its mid-training (prompt, chat) pairs; neither of the last two
     holds a held-out problem's arithmetic."""
-    task = make_task(
-        data_seed,
-        preset.n_train,
-        preset.n_test,
-        min_steps=preset.min_steps,
-        max_steps=preset.max_steps,
-        max_start=preset.max_start,
-        max_operand=preset.max_operand,
-        distractor_prob=preset.distractor_prob,
-    )
+    task = demo_task(preset, data_seed)
     corpus = pretraining_corpus(
         data_seed,
         preset.corpus_size,
@@ -154,14 +156,7 @@ def prepare_task_and_base_model(
 def validation_split(preset: DemoPreset, data_seed: int, task: DemoTask) -> list[dict[str, Any]]:
     """The validation problems (model selection only): the test's distribution, disjoint from train and test."""
     return validation_problems(
-        data_seed,
-        preset.n_validation,
-        min_steps=preset.min_steps,
-        max_steps=preset.max_steps,
-        max_start=preset.max_start,
-        max_operand=preset.max_operand,
-        distractor_prob=preset.distractor_prob,
-        exclude=task.test_keys | task.train_keys,
+        data_seed, preset.n_validation, **_problem_shape(preset), exclude=task.test_keys | task.train_keys
     )
 
 
