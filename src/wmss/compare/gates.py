@@ -74,11 +74,15 @@ def premises_report(
     """The premises section: gates on the seed-mean values, the verdict sentence, and every seed's values."""
     w, c = config.wmss, config.compare
     samples, tokens = [], []
+    labels: dict[int, str] | None = None  # every seed scores the same records: their groups are read once
     for seed_plan in seeds:
         if seed_plan.entropies is None:
             continue
         weak, strong = (read_entropy_file(path) for path in seed_plan.entropies)
-        groups = group_labels(str(config.data.train), c.group_field, weak["idx"]) if c.group_field else None
+        if c.group_field and labels is None:
+            ids = weak["idx"]
+            labels = dict(zip(ids, group_labels(str(config.data.train), c.group_field, ids), strict=True))
+        groups = [labels[i] for i in weak["idx"]] if labels is not None else None
         strong_by_idx = dict(zip(strong["idx"], strong["entropy"], strict=True))
         samples.append(
             sample_level(
